@@ -261,13 +261,14 @@ class BurstSplitter(wiring.Component):
                     out.row_bytes.eq(row_bytes),
                 ]
                 with m.If(row_done):
+                    # the next row even after the last: a command loads its own first row, so
+                    # no multiplexer keeps values nothing reads any more
+                    m.d.sync += start_row(next_addr, row_bytes)
+                    m.d.sync += [next_addr.eq(next_addr + stride),
+                                 rows_left.eq(rows_left - 1),
+                                 last_row.eq(rows_left == 2)]
                     with m.If(last_row):
                         m.d.sync += active.eq(0)
-                    with m.Else():
-                        m.d.sync += start_row(next_addr, row_bytes)
-                        m.d.sync += [next_addr.eq(next_addr + stride),
-                                     rows_left.eq(rows_left - 1),
-                                     last_row.eq(rows_left == 2)]
                 with m.Else():
                     m.d.sync += [cur.eq(cur + (mid << s)),
                                  beats_left.eq(beats_left - mid),

@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2168$0 (\$14 ),
-    .\port$2169$0 (\$15 ),
-    .\port$3597$41 (burst__payload[41]),
-    .\port$3597$43 (burst__payload[55:43]),
+    .\port$2176$0 (\$14 ),
+    .\port$2177$0 (\$15 ),
+    .\port$3605$41 (burst__payload[41]),
+    .\port$3605$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2168$0 , \port$2169$0 , w_rdy, w_level, r_data, r_en, \port$3597$41 , \port$3597$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_rdy, w_level, r_data, r_en, \port$3605$41 , \port$3605$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2168$0 , \port$2169$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2168$0 ;
-  wire \port$2168$0 ;
-  input \port$2169$0 ;
-  wire \port$2169$0 ;
-  input \port$3597$41 ;
-  wire \port$3597$41 ;
-  input [12:0] \port$3597$43 ;
-  wire [12:0] \port$3597$43 ;
+  input \port$2176$0 ;
+  wire \port$2176$0 ;
+  input \port$2177$0 ;
+  wire \port$2177$0 ;
+  input \port$3605$41 ;
+  wire \port$3605$41 ;
+  input [12:0] \port$3605$43 ;
+  wire [12:0] \port$3605$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2168$0 , \port$2169$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
+      storage[w_port__addr] <= { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2168$0 , \port$2169$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
-  assign w_data = { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
+  assign w_port__data = { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
+  assign w_data = { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1929,14 +1929,14 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$3 ;
   reg \$30 ;
   reg [55:0] \$31 ;
-  reg \$32 ;
-  reg [31:0] \$33 ;
-  reg [2:0] \$34 ;
-  reg [6:0] \$35 ;
-  reg [9:0] \$36 ;
-  reg \$37 ;
-  reg [31:0] \$38 ;
-  reg [9:0] \$39 ;
+  reg [31:0] \$32 ;
+  reg [2:0] \$33 ;
+  reg [6:0] \$34 ;
+  reg [9:0] \$35 ;
+  reg \$36 ;
+  reg [31:0] \$37 ;
+  reg [9:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
@@ -2041,23 +2041,23 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   always @(posedge clk)
     burst__payload <= \$31 ;
   always @(posedge clk)
-    active <= \$32 ;
+    cur <= \$32 ;
   always @(posedge clk)
-    cur <= \$33 ;
+    offset <= \$33 ;
   always @(posedge clk)
-    offset <= \$34 ;
+    beats_left <= \$34 ;
   always @(posedge clk)
-    beats_left <= \$35 ;
+    page_left <= \$35 ;
   always @(posedge clk)
-    page_left <= \$36 ;
+    row_first <= \$36 ;
   always @(posedge clk)
-    row_first <= \$37 ;
+    next_addr <= \$37 ;
   always @(posedge clk)
-    next_addr <= \$38 ;
+    rows_left <= \$38 ;
   always @(posedge clk)
-    rows_left <= \$39 ;
+    last_row <= \$39 ;
   always @(posedge clk)
-    last_row <= \$40 ;
+    active <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$42  = cmd;
@@ -2129,219 +2129,187 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$32  = active;
+    \$32  = cur;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$32  = { next_addr[31:3], 3'h0 };
+        end else begin
+          \$32  = \$18 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = { cmd[31:3], 3'h0 };
+      end
+    end
+    if (rst) begin
+      \$32  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$33  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$33  = next_addr[2:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$33  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$33  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$34  = beats_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$34  = \$12 [6:0];
+        end else begin
+          \$34  = \$19 [6:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = \$26 [6:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = page_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$35  = \$13 [9:0];
+        end else begin
+          \$35  = 10'h200;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$35  = \$27 [9:0];
+      end
+    end
+    if (rst) begin
+      \$35  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$36  = row_first;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$36  = 1'h1;
+        end else begin
+          \$36  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$36  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = next_addr;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$37  = \$14 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$37  = \$28 [31:0];
+      end
+    end
+    if (rst) begin
+      \$37  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = rows_left;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$38  = \$15 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$38  = cmd[41:32];
+      end
+    end
+    if (rst) begin
+      \$38  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = last_row;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$39  = \$16 ;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$39  = \$29 ;
+      end
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$40  = active;
     if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           if (last_row) begin
-            \$32  = 1'h0;
+            \$40  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
       if (\$23 ) begin
-        \$32  = 1'h1;
+        \$40  = 1'h1;
       end
     end
     if (abort) begin
-      \$32  = 1'h0;
-    end
-    if (rst) begin
-      \$32  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$33  = cur;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$33  = { next_addr[31:3], 3'h0 };
-          end
-        end else begin
-          \$33  = \$18 [31:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$33  = { cmd[31:3], 3'h0 };
-      end
-    end
-    if (rst) begin
-      \$33  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$34  = offset;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$34  = next_addr[2:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$34  = cmd[2:0];
-      end
-    end
-    if (rst) begin
-      \$34  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$35  = beats_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$35  = \$12 [6:0];
-          end
-        end else begin
-          \$35  = \$19 [6:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$35  = \$26 [6:0];
-      end
-    end
-    if (rst) begin
-      \$35  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$36  = page_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$36  = \$13 [9:0];
-          end
-        end else begin
-          \$36  = 10'h200;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$36  = \$27 [9:0];
-      end
-    end
-    if (rst) begin
-      \$36  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$37  = row_first;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$37  = 1'h1;
-          end
-        end else begin
-          \$37  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$37  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$37  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$38  = next_addr;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$38  = \$14 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$38  = \$28 [31:0];
-      end
-    end
-    if (rst) begin
-      \$38  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$39  = rows_left;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$39  = \$15 [9:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$39  = cmd[41:32];
-      end
-    end
-    if (rst) begin
-      \$39  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$40  = last_row;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$40  = \$16 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$40  = \$29 ;
-      end
+      \$40  = 1'h0;
     end
     if (rst) begin
       \$40  = 1'h0;
@@ -3202,14 +3170,14 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$3 ;
   reg \$30 ;
   reg [55:0] \$31 ;
-  reg \$32 ;
-  reg [31:0] \$33 ;
-  reg [2:0] \$34 ;
-  reg [6:0] \$35 ;
-  reg [9:0] \$36 ;
-  reg \$37 ;
-  reg [31:0] \$38 ;
-  reg [9:0] \$39 ;
+  reg [31:0] \$32 ;
+  reg [2:0] \$33 ;
+  reg [6:0] \$34 ;
+  reg [9:0] \$35 ;
+  reg \$36 ;
+  reg [31:0] \$37 ;
+  reg [9:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
@@ -3314,23 +3282,23 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   always @(posedge clk)
     burst__payload <= \$31 ;
   always @(posedge clk)
-    active <= \$32 ;
+    cur <= \$32 ;
   always @(posedge clk)
-    cur <= \$33 ;
+    offset <= \$33 ;
   always @(posedge clk)
-    offset <= \$34 ;
+    beats_left <= \$34 ;
   always @(posedge clk)
-    beats_left <= \$35 ;
+    page_left <= \$35 ;
   always @(posedge clk)
-    page_left <= \$36 ;
+    row_first <= \$36 ;
   always @(posedge clk)
-    row_first <= \$37 ;
+    next_addr <= \$37 ;
   always @(posedge clk)
-    next_addr <= \$38 ;
+    rows_left <= \$38 ;
   always @(posedge clk)
-    rows_left <= \$39 ;
+    last_row <= \$39 ;
   always @(posedge clk)
-    last_row <= \$40 ;
+    active <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$42  = cmd;
@@ -3402,219 +3370,187 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$32  = active;
+    \$32  = cur;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$32  = { next_addr[31:3], 3'h0 };
+        end else begin
+          \$32  = \$18 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = { cmd[31:3], 3'h0 };
+      end
+    end
+    if (rst) begin
+      \$32  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$33  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$33  = next_addr[2:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$33  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$33  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$34  = beats_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$34  = \$12 [6:0];
+        end else begin
+          \$34  = \$19 [6:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = \$26 [6:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = page_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$35  = \$13 [9:0];
+        end else begin
+          \$35  = 10'h200;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$35  = \$27 [9:0];
+      end
+    end
+    if (rst) begin
+      \$35  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$36  = row_first;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$36  = 1'h1;
+        end else begin
+          \$36  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$36  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$37  = next_addr;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$37  = \$14 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$37  = \$28 [31:0];
+      end
+    end
+    if (rst) begin
+      \$37  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$38  = rows_left;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$38  = \$15 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$38  = cmd[41:32];
+      end
+    end
+    if (rst) begin
+      \$38  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$39  = last_row;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$39  = \$16 ;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$39  = \$29 ;
+      end
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$40  = active;
     if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           if (last_row) begin
-            \$32  = 1'h0;
+            \$40  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
       if (\$23 ) begin
-        \$32  = 1'h1;
+        \$40  = 1'h1;
       end
     end
     if (abort) begin
-      \$32  = 1'h0;
-    end
-    if (rst) begin
-      \$32  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$33  = cur;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$33  = { next_addr[31:3], 3'h0 };
-          end
-        end else begin
-          \$33  = \$18 [31:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$33  = { cmd[31:3], 3'h0 };
-      end
-    end
-    if (rst) begin
-      \$33  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$34  = offset;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$34  = next_addr[2:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$34  = cmd[2:0];
-      end
-    end
-    if (rst) begin
-      \$34  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$35  = beats_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$35  = \$12 [6:0];
-          end
-        end else begin
-          \$35  = \$19 [6:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$35  = \$26 [6:0];
-      end
-    end
-    if (rst) begin
-      \$35  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$36  = page_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$36  = \$13 [9:0];
-          end
-        end else begin
-          \$36  = 10'h200;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$36  = \$27 [9:0];
-      end
-    end
-    if (rst) begin
-      \$36  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$37  = row_first;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$37  = 1'h1;
-          end
-        end else begin
-          \$37  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$37  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$37  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$38  = next_addr;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$38  = \$14 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$38  = \$28 [31:0];
-      end
-    end
-    if (rst) begin
-      \$38  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$39  = rows_left;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$39  = \$15 [9:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$39  = cmd[41:32];
-      end
-    end
-    if (rst) begin
-      \$39  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$40  = last_row;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$40  = \$16 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$40  = \$29 ;
-      end
+      \$40  = 1'h0;
     end
     if (rst) begin
       \$40  = 1'h0;
@@ -10391,10 +10327,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2692$0 (en_deskew_0),
-    .\port$2693$0 (en_deskew_1),
-    .\port$2694$0 (en_deskew_2),
-    .\port$2695$0 (en_deskew_3)
+    .\port$2700$0 (en_deskew_0),
+    .\port$2701$0 (en_deskew_1),
+    .\port$2702$0 (en_deskew_2),
+    .\port$2703$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10409,7 +10345,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3108$0 (\o$77 [2:0]),
+    .\port$3116$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10427,7 +10363,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3108$3 (\o$77 [5:3]),
+    .\port$3116$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10445,7 +10381,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3108$6 (\o$77 [8:6]),
+    .\port$3116$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10462,7 +10398,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3108$9 (\o$77 [11:9]),
+    .\port$3116$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10727,10 +10663,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2721$0 (en_skew_a_0),
-    .\port$2722$0 (en_skew_a_1),
-    .\port$2723$0 (en_skew_a_2),
-    .\port$2724$0 (en_skew_a_3)
+    .\port$2729$0 (en_skew_a_0),
+    .\port$2730$0 (en_skew_a_1),
+    .\port$2731$0 (en_skew_a_2),
+    .\port$2732$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10739,10 +10675,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2725$0 (en_skew_b_0),
-    .\port$2726$0 (en_skew_b_1),
-    .\port$2727$0 (en_skew_b_2),
-    .\port$2728$0 (en_skew_b_3)
+    .\port$2733$0 (en_skew_b_0),
+    .\port$2734$0 (en_skew_b_1),
+    .\port$2735$0 (en_skew_b_2),
+    .\port$2736$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11185,7 +11121,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2692$0 , \port$2693$0 , \port$2694$0 , \port$2695$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2700$0 , \port$2701$0 , \port$2702$0 , \port$2703$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11226,14 +11162,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2692$0 , \port$2693
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2692$0 ;
-  wire \port$2692$0 ;
-  input \port$2693$0 ;
-  wire \port$2693$0 ;
-  input \port$2694$0 ;
-  wire \port$2694$0 ;
-  input \port$2695$0 ;
-  wire \port$2695$0 ;
+  input \port$2700$0 ;
+  wire \port$2700$0 ;
+  input \port$2701$0 ;
+  wire \port$2701$0 ;
+  input \port$2702$0 ;
+  wire \port$2702$0 ;
+  input \port$2703$0 ;
+  wire \port$2703$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11249,46 +11185,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2692$0 , \port$2693
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2692$0 ) begin
+    if (\port$2700$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2693$0 ) begin
+    if (\port$2701$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2693$0 ) begin
+    if (\port$2701$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2694$0 ) begin
+    if (\port$2702$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2692$0 ) begin
+    if (\port$2700$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2692$0 ) begin
+    if (\port$2700$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2695$0 , \port$2694$0 , \port$2693$0 , \port$2692$0  };
+  assign en = { \port$2703$0 , \port$2702$0 , \port$2701$0 , \port$2700$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11317,7 +11253,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2692$0 , \port$2693
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3108$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3116$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11372,8 +11308,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3108$0 ;
-  wire [2:0] \port$3108$0 ;
+  input [2:0] \port$3116$0 ;
+  wire [2:0] \port$3116$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11382,10 +11318,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3108$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3116$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3108$0 [0] & \port$3108$0 [2];
+  assign \$4  = \port$3116$0 [0] & \port$3116$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11433,7 +11369,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3108$0 [0];
+      \$10  = \port$3116$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11443,7 +11379,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3108$0 [1];
+      \$11  = \port$3116$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11453,7 +11389,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3108$0 [2];
+      \$12  = \port$3116$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11463,7 +11399,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3108$0 [0]) begin
+      if (\port$3116$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11510,16 +11446,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3108$0 [1];
+  assign first_in = \port$3116$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3108$0 [0];
-  assign last_in = \port$3108$0 [2];
+  assign valid_in = \port$3116$0 [0];
+  assign last_in = \port$3116$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3108$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3116$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11574,8 +11510,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3108$3 ;
-  wire [2:0] \port$3108$3 ;
+  input [2:0] \port$3116$3 ;
+  wire [2:0] \port$3116$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11584,10 +11520,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3108$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3116$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3108$3 [0] & \port$3108$3 [2];
+  assign \$4  = \port$3116$3 [0] & \port$3116$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11635,7 +11571,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3108$3 [0];
+      \$10  = \port$3116$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11645,7 +11581,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3108$3 [1];
+      \$11  = \port$3116$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11655,7 +11591,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3108$3 [2];
+      \$12  = \port$3116$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11665,7 +11601,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3108$3 [0]) begin
+      if (\port$3116$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11712,16 +11648,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3108$3 [1];
+  assign first_in = \port$3116$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3108$3 [0];
-  assign last_in = \port$3108$3 [2];
+  assign valid_in = \port$3116$3 [0];
+  assign last_in = \port$3116$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3108$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3116$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11776,8 +11712,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3108$6 ;
-  wire [2:0] \port$3108$6 ;
+  input [2:0] \port$3116$6 ;
+  wire [2:0] \port$3116$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11786,10 +11722,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3108$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3116$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3108$6 [0] & \port$3108$6 [2];
+  assign \$4  = \port$3116$6 [0] & \port$3116$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11837,7 +11773,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3108$6 [0];
+      \$10  = \port$3116$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11847,7 +11783,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3108$6 [1];
+      \$11  = \port$3116$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11857,7 +11793,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3108$6 [2];
+      \$12  = \port$3116$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11867,7 +11803,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3108$6 [0]) begin
+      if (\port$3116$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11914,16 +11850,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3108$6 [1];
+  assign first_in = \port$3116$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3108$6 [0];
-  assign last_in = \port$3108$6 [2];
+  assign valid_in = \port$3116$6 [0];
+  assign last_in = \port$3116$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3108$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3116$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11977,8 +11913,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3108$9 ;
-  wire [2:0] \port$3108$9 ;
+  input [2:0] \port$3116$9 ;
+  wire [2:0] \port$3116$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11987,10 +11923,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3108$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3116$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3108$9 [0] & \port$3108$9 [2];
+  assign \$4  = \port$3116$9 [0] & \port$3116$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12038,7 +11974,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3108$9 [0];
+      \$10  = \port$3116$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -12048,7 +11984,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3108$9 [1];
+      \$11  = \port$3116$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12058,7 +11994,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3108$9 [2];
+      \$12  = \port$3116$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12068,7 +12004,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3108$9 [0]) begin
+      if (\port$3116$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12115,10 +12051,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3108$9 [1];
+  assign first_in = \port$3116$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3108$9 [0];
-  assign last_in = \port$3108$9 [2];
+  assign valid_in = \port$3116$9 [0];
+  assign last_in = \port$3116$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14513,7 +14449,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2721$0 , \port$2722$0 , \port$2723$0 , \port$2724$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \port$2730$0 , \port$2731$0 , \port$2732$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14556,14 +14492,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2721$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2721$0 ;
-  wire \port$2721$0 ;
-  input \port$2722$0 ;
-  wire \port$2722$0 ;
-  input \port$2723$0 ;
-  wire \port$2723$0 ;
-  input \port$2724$0 ;
-  wire \port$2724$0 ;
+  input \port$2729$0 ;
+  wire \port$2729$0 ;
+  input \port$2730$0 ;
+  wire \port$2730$0 ;
+  input \port$2731$0 ;
+  wire \port$2731$0 ;
+  input \port$2732$0 ;
+  wire \port$2732$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14579,46 +14515,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2721$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2723$0 ) begin
+    if (\port$2731$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2723$0 ) begin
+    if (\port$2731$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2724$0 ) begin
+    if (\port$2732$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2724$0 ) begin
+    if (\port$2732$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2724$0 ) begin
+    if (\port$2732$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2722$0 ) begin
+    if (\port$2730$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2724$0 , \port$2723$0 , \port$2722$0 , \port$2721$0  };
+  assign en = { \port$2732$0 , \port$2731$0 , \port$2730$0 , \port$2729$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14646,7 +14582,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2721$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2725$0 , \port$2726$0 , \port$2727$0 , \port$2728$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \port$2734$0 , \port$2735$0 , \port$2736$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14689,14 +14625,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2725$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2725$0 ;
-  wire \port$2725$0 ;
-  input \port$2726$0 ;
-  wire \port$2726$0 ;
-  input \port$2727$0 ;
-  wire \port$2727$0 ;
-  input \port$2728$0 ;
-  wire \port$2728$0 ;
+  input \port$2733$0 ;
+  wire \port$2733$0 ;
+  input \port$2734$0 ;
+  wire \port$2734$0 ;
+  input \port$2735$0 ;
+  wire \port$2735$0 ;
+  input \port$2736$0 ;
+  wire \port$2736$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14712,46 +14648,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2725$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2727$0 ) begin
+    if (\port$2735$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2727$0 ) begin
+    if (\port$2735$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2728$0 ) begin
+    if (\port$2736$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2728$0 ) begin
+    if (\port$2736$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2728$0 ) begin
+    if (\port$2736$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2726$0 ) begin
+    if (\port$2734$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2728$0 , \port$2727$0 , \port$2726$0 , \port$2725$0  };
+  assign en = { \port$2736$0 , \port$2735$0 , \port$2734$0 , \port$2733$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15158,7 +15094,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire \$1 ;
   wire \$10 ;
   wire [6:0] \$100 ;
-  wire [3:0] \$11 ;
+  wire [2:0] \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
@@ -15307,7 +15243,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire [8:0] k_len_m1;
   wire [15:0] kc0;
   wire last_in_panel;
-  wire [2:0] level;
+  wire [1:0] level;
   reg meta_last = 1'h0;
   reg [2:0] meta_sel = 3'h0;
   output [64:0] operands__payload;
@@ -16143,35 +16079,39 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
+  wire [2:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  reg [1:0] \$19 ;
+  wire \$2 ;
+  reg [1:0] \$20 ;
+  reg [1:0] \$21 ;
+  wire [2:0] \$3 ;
   wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
+  wire \$9 ;
   (* init = 2'h0 *)
   wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  output [1:0] level;
+  reg [1:0] level = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [64:0] r_data;
   wire [64:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [64:0] r_port__data;
   output r_rdy;
@@ -16179,79 +16119,82 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   wire [64:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [64:0] w_port__data;
   wire [64:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [64:0] storage [3:0];
+  reg [64:0] storage [2:0];
   initial begin
     storage[0] = 65'h00000000000000000;
     storage[1] = 65'h00000000000000000;
     storage[2] = 65'h00000000000000000;
-    storage[3] = 65'h00000000000000000;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 2'h3;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 2'h2;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 3'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 2'h2;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge engine_clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge engine_clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge engine_clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [1:0];
     end
     if (engine_rst) begin
-      \$15  = 2'h0;
+      \$19  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [1:0];
     end
     if (engine_rst) begin
-      \$16  = 2'h0;
+      \$20  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [1:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [1:0];
     end
     if (engine_rst) begin
-      \$17  = 3'h0;
+      \$21  = 2'h0;
     end
   end
   assign w_level = level;
@@ -18127,7 +18070,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [4:0] \$1 ;
-  wire [3:0] \$10 ;
+  wire [2:0] \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire [3:0] \$13 ;
@@ -18210,7 +18153,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   output issue;
   reg issue;
   wire last_in_panel;
-  wire [2:0] level;
+  wire [1:0] level;
   wire [30:0] multiplier;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
@@ -18397,7 +18340,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3134$354 (run__cmd[398:354])
+    .\port$3142$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18769,7 +18712,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18973,8 +18916,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3134$354 ;
-  wire [44:0] \port$3134$354 ;
+  input [44:0] \port$3142$354 ;
+  wire [44:0] \port$3142$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19049,13 +18992,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3134$354 [36:32];
-  assign lower = \port$3134$354 [0] ? \port$3134$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3142$354 [36:32];
+  assign lower = \port$3142$354 [0] ? \port$3142$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3134$354 [36:32];
+  assign \$11  = ! \port$3142$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19070,8 +19013,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3134$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3134$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3142$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3142$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19086,8 +19029,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3134$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3134$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3142$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3142$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19102,8 +19045,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3134$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3134$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3142$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3142$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19118,8 +19061,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3134$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3134$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3142$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3142$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19445,7 +19388,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3134$354 [31:1];
+      \$125  = \port$3142$354 [31:1];
     end
   end
   always @* begin
@@ -19536,7 +19479,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3134$354 [31:1];
+      \$137  = \port$3142$354 [31:1];
     end
   end
   always @* begin
@@ -19627,7 +19570,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3134$354 [31:1];
+      \$149  = \port$3142$354 [31:1];
     end
   end
   always @* begin
@@ -19718,7 +19661,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3134$354 [31:1];
+      \$161  = \port$3142$354 [31:1];
     end
   end
   always @* begin
@@ -19772,10 +19715,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3134$354 [36:32];
-  assign relu = \port$3134$354 [0];
-  assign zero_point = \port$3134$354 [44:37];
-  assign multiplier = \port$3134$354 [31:1];
+  assign shift = \port$3142$354 [36:32];
+  assign relu = \port$3142$354 [0];
+  assign zero_point = \port$3142$354 [44:37];
+  assign multiplier = \port$3142$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19827,35 +19770,39 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
+  wire [2:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  reg [1:0] \$19 ;
+  wire \$2 ;
+  reg [1:0] \$20 ;
+  reg [1:0] \$21 ;
+  wire [2:0] \$3 ;
   wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
+  wire \$9 ;
   (* init = 2'h0 *)
   wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  output [1:0] level;
+  reg [1:0] level = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [127:0] r_data;
   wire [127:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [127:0] r_port__data;
   output r_rdy;
@@ -19863,79 +19810,82 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   wire [127:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [127:0] w_port__data;
   wire [127:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [127:0] storage [3:0];
+  reg [127:0] storage [2:0];
   initial begin
     storage[0] = 128'h00000000000000000000000000000000;
     storage[1] = 128'h00000000000000000000000000000000;
     storage[2] = 128'h00000000000000000000000000000000;
-    storage[3] = 128'h00000000000000000000000000000000;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 2'h3;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 2'h2;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 3'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 2'h2;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge engine_clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge engine_clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge engine_clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [1:0];
     end
     if (engine_rst) begin
-      \$15  = 2'h0;
+      \$19  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [1:0];
     end
     if (engine_rst) begin
-      \$16  = 2'h0;
+      \$20  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [1:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [1:0];
     end
     if (engine_rst) begin
-      \$17  = 3'h0;
+      \$21  = 2'h0;
     end
   end
   assign w_level = level;

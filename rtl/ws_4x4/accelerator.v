@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2283$0 (\$14 ),
-    .\port$2284$0 (\$15 ),
-    .\port$3814$41 (burst__payload[41]),
-    .\port$3814$43 (burst__payload[55:43]),
+    .\port$2295$0 (\$14 ),
+    .\port$2296$0 (\$15 ),
+    .\port$3826$41 (burst__payload[41]),
+    .\port$3826$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2283$0 , \port$2284$0 , w_rdy, w_level, r_data, r_en, \port$3814$41 , \port$3814$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2295$0 , \port$2296$0 , w_rdy, w_level, r_data, r_en, \port$3826$41 , \port$3826$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2283$0 , \port$2284$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2283$0 ;
-  wire \port$2283$0 ;
-  input \port$2284$0 ;
-  wire \port$2284$0 ;
-  input \port$3814$41 ;
-  wire \port$3814$41 ;
-  input [12:0] \port$3814$43 ;
-  wire [12:0] \port$3814$43 ;
+  input \port$2295$0 ;
+  wire \port$2295$0 ;
+  input \port$2296$0 ;
+  wire \port$2296$0 ;
+  input \port$3826$41 ;
+  wire \port$3826$41 ;
+  input [12:0] \port$3826$43 ;
+  wire [12:0] \port$3826$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2283$0 , \port$2284$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
+      storage[w_port__addr] <= { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2283$0 , \port$2284$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
-  assign w_data = { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
+  assign w_port__data = { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
+  assign w_data = { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1929,14 +1929,14 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$3 ;
   reg \$30 ;
   reg [55:0] \$31 ;
-  reg \$32 ;
-  reg [31:0] \$33 ;
-  reg [2:0] \$34 ;
-  reg [6:0] \$35 ;
-  reg [9:0] \$36 ;
-  reg \$37 ;
-  reg [31:0] \$38 ;
-  reg [9:0] \$39 ;
+  reg [31:0] \$32 ;
+  reg [2:0] \$33 ;
+  reg [6:0] \$34 ;
+  reg [9:0] \$35 ;
+  reg \$36 ;
+  reg [31:0] \$37 ;
+  reg [9:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
@@ -2041,23 +2041,23 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   always @(posedge clk)
     burst__payload <= \$31 ;
   always @(posedge clk)
-    active <= \$32 ;
+    cur <= \$32 ;
   always @(posedge clk)
-    cur <= \$33 ;
+    offset <= \$33 ;
   always @(posedge clk)
-    offset <= \$34 ;
+    beats_left <= \$34 ;
   always @(posedge clk)
-    beats_left <= \$35 ;
+    page_left <= \$35 ;
   always @(posedge clk)
-    page_left <= \$36 ;
+    row_first <= \$36 ;
   always @(posedge clk)
-    row_first <= \$37 ;
+    next_addr <= \$37 ;
   always @(posedge clk)
-    next_addr <= \$38 ;
+    rows_left <= \$38 ;
   always @(posedge clk)
-    rows_left <= \$39 ;
+    last_row <= \$39 ;
   always @(posedge clk)
-    last_row <= \$40 ;
+    active <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$42  = cmd;
@@ -2129,219 +2129,187 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$32  = active;
+    \$32  = cur;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$32  = { next_addr[31:3], 3'h0 };
+        end else begin
+          \$32  = \$18 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = { cmd[31:3], 3'h0 };
+      end
+    end
+    if (rst) begin
+      \$32  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$33  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$33  = next_addr[2:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$33  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$33  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$34  = beats_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$34  = \$12 [6:0];
+        end else begin
+          \$34  = \$19 [6:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = \$26 [6:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = page_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$35  = \$13 [9:0];
+        end else begin
+          \$35  = 10'h200;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$35  = \$27 [9:0];
+      end
+    end
+    if (rst) begin
+      \$35  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$36  = row_first;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$36  = 1'h1;
+        end else begin
+          \$36  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$36  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = next_addr;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$37  = \$14 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$37  = \$28 [31:0];
+      end
+    end
+    if (rst) begin
+      \$37  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = rows_left;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$38  = \$15 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$38  = cmd[41:32];
+      end
+    end
+    if (rst) begin
+      \$38  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = last_row;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$39  = \$16 ;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$39  = \$29 ;
+      end
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$40  = active;
     if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           if (last_row) begin
-            \$32  = 1'h0;
+            \$40  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
       if (\$23 ) begin
-        \$32  = 1'h1;
+        \$40  = 1'h1;
       end
     end
     if (abort) begin
-      \$32  = 1'h0;
-    end
-    if (rst) begin
-      \$32  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$33  = cur;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$33  = { next_addr[31:3], 3'h0 };
-          end
-        end else begin
-          \$33  = \$18 [31:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$33  = { cmd[31:3], 3'h0 };
-      end
-    end
-    if (rst) begin
-      \$33  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$34  = offset;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$34  = next_addr[2:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$34  = cmd[2:0];
-      end
-    end
-    if (rst) begin
-      \$34  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$35  = beats_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$35  = \$12 [6:0];
-          end
-        end else begin
-          \$35  = \$19 [6:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$35  = \$26 [6:0];
-      end
-    end
-    if (rst) begin
-      \$35  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$36  = page_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$36  = \$13 [9:0];
-          end
-        end else begin
-          \$36  = 10'h200;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$36  = \$27 [9:0];
-      end
-    end
-    if (rst) begin
-      \$36  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$37  = row_first;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$37  = 1'h1;
-          end
-        end else begin
-          \$37  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$37  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$37  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$38  = next_addr;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$38  = \$14 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$38  = \$28 [31:0];
-      end
-    end
-    if (rst) begin
-      \$38  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$39  = rows_left;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$39  = \$15 [9:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$39  = cmd[41:32];
-      end
-    end
-    if (rst) begin
-      \$39  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$40  = last_row;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$40  = \$16 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$40  = \$29 ;
-      end
+      \$40  = 1'h0;
     end
     if (rst) begin
       \$40  = 1'h0;
@@ -3202,14 +3170,14 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$3 ;
   reg \$30 ;
   reg [55:0] \$31 ;
-  reg \$32 ;
-  reg [31:0] \$33 ;
-  reg [2:0] \$34 ;
-  reg [6:0] \$35 ;
-  reg [9:0] \$36 ;
-  reg \$37 ;
-  reg [31:0] \$38 ;
-  reg [9:0] \$39 ;
+  reg [31:0] \$32 ;
+  reg [2:0] \$33 ;
+  reg [6:0] \$34 ;
+  reg [9:0] \$35 ;
+  reg \$36 ;
+  reg [31:0] \$37 ;
+  reg [9:0] \$38 ;
+  reg \$39 ;
   wire \$4 ;
   reg \$40 ;
   reg \$41 ;
@@ -3314,23 +3282,23 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   always @(posedge clk)
     burst__payload <= \$31 ;
   always @(posedge clk)
-    active <= \$32 ;
+    cur <= \$32 ;
   always @(posedge clk)
-    cur <= \$33 ;
+    offset <= \$33 ;
   always @(posedge clk)
-    offset <= \$34 ;
+    beats_left <= \$34 ;
   always @(posedge clk)
-    beats_left <= \$35 ;
+    page_left <= \$35 ;
   always @(posedge clk)
-    page_left <= \$36 ;
+    row_first <= \$36 ;
   always @(posedge clk)
-    row_first <= \$37 ;
+    next_addr <= \$37 ;
   always @(posedge clk)
-    next_addr <= \$38 ;
+    rows_left <= \$38 ;
   always @(posedge clk)
-    rows_left <= \$39 ;
+    last_row <= \$39 ;
   always @(posedge clk)
-    last_row <= \$40 ;
+    active <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$42  = cmd;
@@ -3402,219 +3370,187 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$32  = active;
+    \$32  = cur;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$32  = { next_addr[31:3], 3'h0 };
+        end else begin
+          \$32  = \$18 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = { cmd[31:3], 3'h0 };
+      end
+    end
+    if (rst) begin
+      \$32  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$33  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$33  = next_addr[2:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$33  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$33  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$34  = beats_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$34  = \$12 [6:0];
+        end else begin
+          \$34  = \$19 [6:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = \$26 [6:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = page_left;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$35  = \$13 [9:0];
+        end else begin
+          \$35  = 10'h200;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$35  = \$27 [9:0];
+      end
+    end
+    if (rst) begin
+      \$35  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$36  = row_first;
+    if (\$7 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          \$36  = 1'h1;
+        end else begin
+          \$36  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$36  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$36  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$37  = next_addr;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$37  = \$14 [31:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$37  = \$28 [31:0];
+      end
+    end
+    if (rst) begin
+      \$37  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$38  = rows_left;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$38  = \$15 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$38  = cmd[41:32];
+      end
+    end
+    if (rst) begin
+      \$38  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$39  = last_row;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          \$39  = \$16 ;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$39  = \$29 ;
+      end
+    end
+    if (rst) begin
+      \$39  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$40  = active;
     if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           if (last_row) begin
-            \$32  = 1'h0;
+            \$40  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
       if (\$23 ) begin
-        \$32  = 1'h1;
+        \$40  = 1'h1;
       end
     end
     if (abort) begin
-      \$32  = 1'h0;
-    end
-    if (rst) begin
-      \$32  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$33  = cur;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$33  = { next_addr[31:3], 3'h0 };
-          end
-        end else begin
-          \$33  = \$18 [31:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$33  = { cmd[31:3], 3'h0 };
-      end
-    end
-    if (rst) begin
-      \$33  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$34  = offset;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$34  = next_addr[2:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$34  = cmd[2:0];
-      end
-    end
-    if (rst) begin
-      \$34  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$35  = beats_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$35  = \$12 [6:0];
-          end
-        end else begin
-          \$35  = \$19 [6:0];
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$35  = \$26 [6:0];
-      end
-    end
-    if (rst) begin
-      \$35  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$36  = page_left;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$36  = \$13 [9:0];
-          end
-        end else begin
-          \$36  = 10'h200;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$36  = \$27 [9:0];
-      end
-    end
-    if (rst) begin
-      \$36  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$37  = row_first;
-    if (\$7 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$37  = 1'h1;
-          end
-        end else begin
-          \$37  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$37  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$37  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$38  = next_addr;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$38  = \$14 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$38  = \$28 [31:0];
-      end
-    end
-    if (rst) begin
-      \$38  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$39  = rows_left;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$39  = \$15 [9:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$39  = cmd[41:32];
-      end
-    end
-    if (rst) begin
-      \$39  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$40  = last_row;
-    if (\$7 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$40  = \$16 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$23 ) begin
-        \$40  = \$29 ;
-      end
+      \$40  = 1'h0;
     end
     if (rst) begin
       \$40  = 1'h0;
@@ -10773,10 +10709,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2810$0 (en_deskew_0),
-    .\port$2811$0 (en_deskew_1),
-    .\port$2812$0 (en_deskew_2),
-    .\port$2813$0 (en_deskew_3)
+    .\port$2822$0 (en_deskew_0),
+    .\port$2823$0 (en_deskew_1),
+    .\port$2824$0 (en_deskew_2),
+    .\port$2825$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10787,8 +10723,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3263$0 (\o$81 [2:0]),
-    .\port$3264$0 (\o_next$76 [1:0]),
+    .\port$3275$0 (\o$81 [2:0]),
+    .\port$3276$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10867,8 +10803,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3263$3 (\o$81 [5:3]),
-    .\port$3264$3 (\o_next$76 [4:3]),
+    .\port$3275$3 (\o$81 [5:3]),
+    .\port$3276$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10951,8 +10887,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3263$6 (\o$81 [8:6]),
-    .\port$3264$6 (\o_next$76 [7:6]),
+    .\port$3275$6 (\o$81 [8:6]),
+    .\port$3276$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -11035,8 +10971,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3263$9 (\o$81 [11:9]),
-    .\port$3264$9 (\o_next$76 [10:9]),
+    .\port$3275$9 (\o$81 [11:9]),
+    .\port$3276$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11115,10 +11051,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2848$0 (en_skew_a_0),
-    .\port$2849$0 (en_skew_a_1),
-    .\port$2850$0 (en_skew_a_2),
-    .\port$2851$0 (en_skew_a_3)
+    .\port$2860$0 (en_skew_a_0),
+    .\port$2861$0 (en_skew_a_1),
+    .\port$2862$0 (en_skew_a_2),
+    .\port$2863$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11134,10 +11070,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2843$0 (en_skew_w_0),
-    .\port$2844$0 (en_skew_w_1),
-    .\port$2845$0 (en_skew_w_2),
-    .\port$2846$0 (en_skew_w_3)
+    .\port$2855$0 (en_skew_w_0),
+    .\port$2856$0 (en_skew_w_1),
+    .\port$2857$0 (en_skew_w_2),
+    .\port$2858$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11741,7 +11677,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2810$0 , \port$2811$0 , \port$2812$0 , \port$2813$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2822$0 , \port$2823$0 , \port$2824$0 , \port$2825$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11782,14 +11718,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2810$0 , \port$2811
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2810$0 ;
-  wire \port$2810$0 ;
-  input \port$2811$0 ;
-  wire \port$2811$0 ;
-  input \port$2812$0 ;
-  wire \port$2812$0 ;
-  input \port$2813$0 ;
-  wire \port$2813$0 ;
+  input \port$2822$0 ;
+  wire \port$2822$0 ;
+  input \port$2823$0 ;
+  wire \port$2823$0 ;
+  input \port$2824$0 ;
+  wire \port$2824$0 ;
+  input \port$2825$0 ;
+  wire \port$2825$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11805,46 +11741,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2810$0 , \port$2811
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2810$0 ) begin
+    if (\port$2822$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2811$0 ) begin
+    if (\port$2823$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2811$0 ) begin
+    if (\port$2823$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2812$0 ) begin
+    if (\port$2824$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2810$0 ) begin
+    if (\port$2822$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2810$0 ) begin
+    if (\port$2822$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2813$0 , \port$2812$0 , \port$2811$0 , \port$2810$0  };
+  assign en = { \port$2825$0 , \port$2824$0 , \port$2823$0 , \port$2822$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11873,7 +11809,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2810$0 , \port$2811
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3263$0 , \port$3264$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3275$0 , \port$3276$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11913,10 +11849,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3263$0 ;
-  wire [2:0] \port$3263$0 ;
-  input [1:0] \port$3264$0 ;
-  wire [1:0] \port$3264$0 ;
+  input [2:0] \port$3275$0 ;
+  wire [2:0] \port$3275$0 ;
+  input [1:0] \port$3276$0 ;
+  wire [1:0] \port$3276$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11941,11 +11877,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3264$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3276$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3264$0 [0] & \port$3264$0 [1];
+  assign \$4  = \port$3276$0 [0] & \port$3276$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12000,7 +11936,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3263$0 [0];
+      \$11  = \port$3275$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -12010,7 +11946,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3263$0 [1];
+      \$12  = \port$3275$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -12020,7 +11956,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3264$0 [1];
+      \$13  = \port$3276$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -12030,7 +11966,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3263$0 [2];
+      \$14  = \port$3275$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12055,11 +11991,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3264$0 [1];
-  assign valid_next = \port$3264$0 [0];
-  assign valid_in = \port$3263$0 [0];
-  assign first_in = \port$3263$0 [1];
-  assign last_in = \port$3263$0 [2];
+  assign first_next = \port$3276$0 [1];
+  assign valid_next = \port$3276$0 [0];
+  assign valid_in = \port$3275$0 [0];
+  assign first_in = \port$3275$0 [1];
+  assign last_in = \port$3275$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12620,7 +12556,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3263$3 , \port$3264$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3275$3 , \port$3276$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12660,10 +12596,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3263$3 ;
-  wire [2:0] \port$3263$3 ;
-  input [1:0] \port$3264$3 ;
-  wire [1:0] \port$3264$3 ;
+  input [2:0] \port$3275$3 ;
+  wire [2:0] \port$3275$3 ;
+  input [1:0] \port$3276$3 ;
+  wire [1:0] \port$3276$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12689,11 +12625,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3264$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3276$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3264$3 [0] & \port$3264$3 [1];
+  assign \$4  = \port$3276$3 [0] & \port$3276$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12748,7 +12684,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3263$3 [0];
+      \$11  = \port$3275$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12758,7 +12694,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3263$3 [1];
+      \$12  = \port$3275$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12768,7 +12704,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3264$3 [1];
+      \$13  = \port$3276$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12778,7 +12714,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3263$3 [2];
+      \$14  = \port$3275$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12803,11 +12739,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3264$3 [1];
-  assign valid_next = \port$3264$3 [0];
-  assign valid_in = \port$3263$3 [0];
-  assign first_in = \port$3263$3 [1];
-  assign last_in = \port$3263$3 [2];
+  assign first_next = \port$3276$3 [1];
+  assign valid_next = \port$3276$3 [0];
+  assign valid_in = \port$3275$3 [0];
+  assign first_in = \port$3275$3 [1];
+  assign last_in = \port$3275$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13369,7 +13305,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3263$6 , \port$3264$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3275$6 , \port$3276$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13409,10 +13345,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3263$6 ;
-  wire [2:0] \port$3263$6 ;
-  input [1:0] \port$3264$6 ;
-  wire [1:0] \port$3264$6 ;
+  input [2:0] \port$3275$6 ;
+  wire [2:0] \port$3275$6 ;
+  input [1:0] \port$3276$6 ;
+  wire [1:0] \port$3276$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13438,11 +13374,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3264$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3276$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3264$6 [0] & \port$3264$6 [1];
+  assign \$4  = \port$3276$6 [0] & \port$3276$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13497,7 +13433,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3263$6 [0];
+      \$11  = \port$3275$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13507,7 +13443,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3263$6 [1];
+      \$12  = \port$3275$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13517,7 +13453,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3264$6 [1];
+      \$13  = \port$3276$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13527,7 +13463,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3263$6 [2];
+      \$14  = \port$3275$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13552,11 +13488,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3264$6 [1];
-  assign valid_next = \port$3264$6 [0];
-  assign valid_in = \port$3263$6 [0];
-  assign first_in = \port$3263$6 [1];
-  assign last_in = \port$3263$6 [2];
+  assign first_next = \port$3276$6 [1];
+  assign valid_next = \port$3276$6 [0];
+  assign valid_in = \port$3275$6 [0];
+  assign first_in = \port$3275$6 [1];
+  assign last_in = \port$3275$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14118,7 +14054,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3263$9 , \port$3264$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3275$9 , \port$3276$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14158,10 +14094,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3263$9 ;
-  wire [2:0] \port$3263$9 ;
-  input [1:0] \port$3264$9 ;
-  wire [1:0] \port$3264$9 ;
+  input [2:0] \port$3275$9 ;
+  wire [2:0] \port$3275$9 ;
+  input [1:0] \port$3276$9 ;
+  wire [1:0] \port$3276$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14186,11 +14122,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3264$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3276$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3264$9 [0] & \port$3264$9 [1];
+  assign \$4  = \port$3276$9 [0] & \port$3276$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14245,7 +14181,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3263$9 [0];
+      \$11  = \port$3275$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14255,7 +14191,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3263$9 [1];
+      \$12  = \port$3275$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14265,7 +14201,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3264$9 [1];
+      \$13  = \port$3276$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14275,7 +14211,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3263$9 [2];
+      \$14  = \port$3275$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14300,11 +14236,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3264$9 [1];
-  assign valid_next = \port$3264$9 [0];
-  assign valid_in = \port$3263$9 [0];
-  assign first_in = \port$3263$9 [1];
-  assign last_in = \port$3263$9 [2];
+  assign first_next = \port$3276$9 [1];
+  assign valid_next = \port$3276$9 [0];
+  assign valid_in = \port$3275$9 [0];
+  assign first_in = \port$3275$9 [1];
+  assign last_in = \port$3275$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14863,7 +14799,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2848$0 , \port$2849$0 , \port$2850$0 , \port$2851$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2860$0 , \port$2861$0 , \port$2862$0 , \port$2863$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14906,14 +14842,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2848$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2848$0 ;
-  wire \port$2848$0 ;
-  input \port$2849$0 ;
-  wire \port$2849$0 ;
-  input \port$2850$0 ;
-  wire \port$2850$0 ;
-  input \port$2851$0 ;
-  wire \port$2851$0 ;
+  input \port$2860$0 ;
+  wire \port$2860$0 ;
+  input \port$2861$0 ;
+  wire \port$2861$0 ;
+  input \port$2862$0 ;
+  wire \port$2862$0 ;
+  input \port$2863$0 ;
+  wire \port$2863$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14929,46 +14865,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2848$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2850$0 ) begin
+    if (\port$2862$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2850$0 ) begin
+    if (\port$2862$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2851$0 ) begin
+    if (\port$2863$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2851$0 ) begin
+    if (\port$2863$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2851$0 ) begin
+    if (\port$2863$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2849$0 ) begin
+    if (\port$2861$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2851$0 , \port$2850$0 , \port$2849$0 , \port$2848$0  };
+  assign en = { \port$2863$0 , \port$2862$0 , \port$2861$0 , \port$2860$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15271,7 +15207,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2843$0 , \port$2844$0 , \port$2845$0 , \port$2846$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2855$0 , \port$2856$0 , \port$2857$0 , \port$2858$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15312,14 +15248,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2843$0 , \port$2844
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2843$0 ;
-  wire \port$2843$0 ;
-  input \port$2844$0 ;
-  wire \port$2844$0 ;
-  input \port$2845$0 ;
-  wire \port$2845$0 ;
-  input \port$2846$0 ;
-  wire \port$2846$0 ;
+  input \port$2855$0 ;
+  wire \port$2855$0 ;
+  input \port$2856$0 ;
+  wire \port$2856$0 ;
+  input \port$2857$0 ;
+  wire \port$2857$0 ;
+  input \port$2858$0 ;
+  wire \port$2858$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15335,47 +15271,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2843$0 , \port$2844
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2845$0 ) begin
+    if (\port$2857$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2845$0 ) begin
+    if (\port$2857$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2846$0 ) begin
+    if (\port$2858$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2846$0 ) begin
+    if (\port$2858$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2846$0 ) begin
+    if (\port$2858$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2844$0 ) begin
+    if (\port$2856$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2846$0 , \port$2845$0 , \port$2844$0 , \port$2843$0  };
+  assign en = { \port$2858$0 , \port$2857$0 , \port$2856$0 , \port$2855$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15741,7 +15677,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [3:0] \$14 ;
+  wire [2:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
@@ -15856,7 +15792,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire [15:0] kc0;
   reg [8:0] kr = 9'h000;
   wire last_in_panel;
-  wire [2:0] level;
+  wire [1:0] level;
   reg [7:0] m_idx = 8'h00;
   reg meta_last = 1'h0;
   reg [2:0] meta_off = 3'h0;
@@ -16710,35 +16646,39 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
+  wire [2:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  reg [1:0] \$19 ;
+  wire \$2 ;
+  reg [1:0] \$20 ;
+  reg [1:0] \$21 ;
+  wire [2:0] \$3 ;
   wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
+  wire \$9 ;
   (* init = 2'h0 *)
   wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  output [1:0] level;
+  reg [1:0] level = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [32:0] r_data;
   wire [32:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [32:0] r_port__data;
   output r_rdy;
@@ -16746,79 +16686,82 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   wire [32:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [32:0] w_port__data;
   wire [32:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [32:0] storage [3:0];
+  reg [32:0] storage [2:0];
   initial begin
     storage[0] = 33'h000000000;
     storage[1] = 33'h000000000;
     storage[2] = 33'h000000000;
-    storage[3] = 33'h000000000;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 2'h3;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 2'h2;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 3'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 2'h2;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge engine_clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge engine_clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge engine_clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [1:0];
     end
     if (engine_rst) begin
-      \$15  = 2'h0;
+      \$19  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [1:0];
     end
     if (engine_rst) begin
-      \$16  = 2'h0;
+      \$20  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [1:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [1:0];
     end
     if (engine_rst) begin
-      \$17  = 3'h0;
+      \$21  = 2'h0;
     end
   end
   assign w_level = level;
@@ -18589,7 +18532,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [4:0] \$1 ;
-  wire [3:0] \$10 ;
+  wire [2:0] \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire [9:0] \$13 ;
@@ -18672,7 +18615,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   output issue;
   reg issue;
   wire last_in_panel;
-  wire [2:0] level;
+  wire [1:0] level;
   wire [30:0] multiplier;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
@@ -18859,7 +18802,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3289$354 (run__cmd[398:354])
+    .\port$3301$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19231,7 +19174,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19435,8 +19378,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3289$354 ;
-  wire [44:0] \port$3289$354 ;
+  input [44:0] \port$3301$354 ;
+  wire [44:0] \port$3301$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19511,13 +19454,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3289$354 [36:32];
-  assign lower = \port$3289$354 [0] ? \port$3289$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3301$354 [36:32];
+  assign lower = \port$3301$354 [0] ? \port$3301$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3289$354 [36:32];
+  assign \$11  = ! \port$3301$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19532,8 +19475,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3289$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3289$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3301$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3301$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19548,8 +19491,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3289$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3289$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3301$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3301$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19564,8 +19507,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3289$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3289$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3301$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3301$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19580,8 +19523,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3289$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3289$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3301$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3301$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19907,7 +19850,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3289$354 [31:1];
+      \$125  = \port$3301$354 [31:1];
     end
   end
   always @* begin
@@ -19998,7 +19941,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3289$354 [31:1];
+      \$137  = \port$3301$354 [31:1];
     end
   end
   always @* begin
@@ -20089,7 +20032,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3289$354 [31:1];
+      \$149  = \port$3301$354 [31:1];
     end
   end
   always @* begin
@@ -20180,7 +20123,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3289$354 [31:1];
+      \$161  = \port$3301$354 [31:1];
     end
   end
   always @* begin
@@ -20234,10 +20177,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3289$354 [36:32];
-  assign relu = \port$3289$354 [0];
-  assign zero_point = \port$3289$354 [44:37];
-  assign multiplier = \port$3289$354 [31:1];
+  assign shift = \port$3301$354 [36:32];
+  assign relu = \port$3301$354 [0];
+  assign zero_point = \port$3301$354 [44:37];
+  assign multiplier = \port$3301$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20289,35 +20232,39 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
+  wire [2:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  reg [1:0] \$19 ;
+  wire \$2 ;
+  reg [1:0] \$20 ;
+  reg [1:0] \$21 ;
+  wire [2:0] \$3 ;
   wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
+  wire \$9 ;
   (* init = 2'h0 *)
   wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  output [1:0] level;
+  reg [1:0] level = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [127:0] r_data;
   wire [127:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [127:0] r_port__data;
   output r_rdy;
@@ -20325,79 +20272,82 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   wire [127:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [127:0] w_port__data;
   wire [127:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [127:0] storage [3:0];
+  reg [127:0] storage [2:0];
   initial begin
     storage[0] = 128'h00000000000000000000000000000000;
     storage[1] = 128'h00000000000000000000000000000000;
     storage[2] = 128'h00000000000000000000000000000000;
-    storage[3] = 128'h00000000000000000000000000000000;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 2'h3;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 2'h2;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 3'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 2'h2;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge engine_clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge engine_clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge engine_clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [1:0];
     end
     if (engine_rst) begin
-      \$15  = 2'h0;
+      \$19  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [1:0];
     end
     if (engine_rst) begin
-      \$16  = 2'h0;
+      \$20  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [1:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [1:0];
     end
     if (engine_rst) begin
-      \$17  = 3'h0;
+      \$21  = 2'h0;
     end
   end
   assign w_level = level;
@@ -20824,7 +20774,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [3:0] \$8 ;
+  wire [2:0] \$8 ;
   wire \$9 ;
   output [9:0] b_rd__addr;
   wire [9:0] b_rd__addr;
@@ -20850,7 +20800,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
   wire k_last;
   wire [9:0] k_len;
   wire last_in_panel;
-  wire [2:0] level;
+  wire [1:0] level;
   wire [31:0] r_data;
   input r_en;
   wire r_en;
@@ -21580,35 +21530,39 @@ module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire [3:0] \$14 ;
-  reg [1:0] \$15 ;
-  reg [1:0] \$16 ;
-  reg [2:0] \$17 ;
-  wire [2:0] \$2 ;
-  wire \$3 ;
+  wire [2:0] \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire [2:0] \$18 ;
+  reg [1:0] \$19 ;
+  wire \$2 ;
+  reg [1:0] \$20 ;
+  reg [1:0] \$21 ;
+  wire [2:0] \$3 ;
   wire [2:0] \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire [3:0] \$9 ;
+  wire [2:0] \$7 ;
+  wire [2:0] \$8 ;
+  wire \$9 ;
   (* init = 2'h0 *)
   wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [2:0] level;
-  reg [2:0] level = 3'h0;
+  output [1:0] level;
+  reg [1:0] level = 2'h0;
   (* init = 2'h0 *)
   wire [1:0] produce;
   output [31:0] r_data;
   wire [31:0] r_data;
   input r_en;
   wire r_en;
-  (* init = 3'h0 *)
-  wire [2:0] r_level;
+  (* init = 2'h0 *)
+  wire [1:0] r_level;
   reg [1:0] r_port__addr = 2'h0;
   wire [31:0] r_port__data;
   output r_rdy;
@@ -21616,79 +21570,82 @@ module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_
   wire [31:0] w_data;
   input w_en;
   wire w_en;
-  (* init = 3'h0 *)
-  wire [2:0] w_level;
+  (* init = 2'h0 *)
+  wire [1:0] w_level;
   reg [1:0] w_port__addr = 2'h0;
   input [31:0] w_port__data;
   wire [31:0] w_port__data;
   wire w_port__en;
   wire w_rdy;
-  reg [31:0] storage [3:0];
+  reg [31:0] storage [2:0];
   initial begin
     storage[0] = 32'd0;
     storage[1] = 32'd0;
     storage[2] = 32'd0;
-    storage[3] = 32'd0;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   assign r_data = storage[r_port__addr];
-  assign w_rdy = level != 3'h4;
+  assign w_rdy = level != 2'h3;
   assign r_rdy = | level;
   assign w_port__en = w_en & w_rdy;
   assign \$1  = w_rdy & w_en;
-  assign \$2  = w_port__addr + 1'h1;
-  assign \$3  = r_rdy & r_en;
-  assign \$4  = r_port__addr + 1'h1;
-  assign \$5  = w_rdy & w_en;
-  assign \$6  = r_rdy & r_en;
-  assign \$7  = ~ \$6 ;
-  assign \$8  = \$5  & \$7 ;
-  assign \$9  = level + 1'h1;
+  assign \$2  = w_port__addr == 2'h2;
+  assign \$3  = w_port__addr + 1'h1;
+  assign \$4  = \$2  ? 3'h0 : \$3 ;
+  assign \$5  = r_rdy & r_en;
+  assign \$6  = r_port__addr == 2'h2;
+  assign \$7  = r_port__addr + 1'h1;
+  assign \$8  = \$6  ? 3'h0 : \$7 ;
+  assign \$9  = w_rdy & w_en;
   assign \$10  = r_rdy & r_en;
-  assign \$11  = w_rdy & w_en;
-  assign \$12  = ~ \$11 ;
-  assign \$13  = \$10  & \$12 ;
-  assign \$14  = level - 1'h1;
+  assign \$11  = ~ \$10 ;
+  assign \$12  = \$9  & \$11 ;
+  assign \$13  = level + 1'h1;
+  assign \$14  = r_rdy & r_en;
+  assign \$15  = w_rdy & w_en;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$14  & \$16 ;
+  assign \$18  = level - 1'h1;
   always @(posedge engine_clk)
-    w_port__addr <= \$15 ;
+    w_port__addr <= \$19 ;
   always @(posedge engine_clk)
-    r_port__addr <= \$16 ;
+    r_port__addr <= \$20 ;
   always @(posedge engine_clk)
-    level <= \$17 ;
+    level <= \$21 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$15  = w_port__addr;
+    \$19  = w_port__addr;
     if (\$1 ) begin
-      \$15  = \$2 [1:0];
+      \$19  = \$4 [1:0];
     end
     if (engine_rst) begin
-      \$15  = 2'h0;
+      \$19  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$16  = r_port__addr;
-    if (\$3 ) begin
-      \$16  = \$4 [1:0];
+    \$20  = r_port__addr;
+    if (\$5 ) begin
+      \$20  = \$8 [1:0];
     end
     if (engine_rst) begin
-      \$16  = 2'h0;
+      \$20  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$17  = level;
-    if (\$8 ) begin
-      \$17  = \$9 [2:0];
+    \$21  = level;
+    if (\$12 ) begin
+      \$21  = \$13 [1:0];
     end
-    if (\$13 ) begin
-      \$17  = \$14 [2:0];
+    if (\$17 ) begin
+      \$21  = \$18 [1:0];
     end
     if (engine_rst) begin
-      \$17  = 3'h0;
+      \$21  = 2'h0;
     end
   end
   assign w_level = level;
