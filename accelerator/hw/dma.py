@@ -400,7 +400,8 @@ class DMAReader(wiring.Component):
         bytes_left = Signal(row_shape)  # the row's bytes not yet emitted, valid once `started`
         started = Signal()
         primed = Signal()           # `prev` holds the row's previous input beat
-        prev = Signal(8 * b)
+        # ... but its byte 0: a kept beat is used only past a row's offset, which is not 0
+        prev = Signal(8 * (b - 1))
         left = Signal(row_shape)
         m.d.comb += left.eq(Mux(started, bytes_left, row.row_bytes))
         # The rest of the row lies in one input beat from lane `offset` on: emit it from that
@@ -412,7 +413,7 @@ class DMAReader(wiring.Component):
         last_left = Signal()
         m.d.comb += [fits.eq(Mux(started, fits_left, row.fits)),
                      last.eq(Mux(started, last_left, row.short))]
-        lo = Mux(primed, prev, axi.rdata)
+        lo = Cat(axi.rdata[:8], Mux(primed, prev, axi.rdata[8:]))
         # Output lane j = byte offset+j of (lo ‖ rdata).
         window = _shift_bytes(m, "realign", Cat(lo, axi.rdata), offset, 8 * b)
 
@@ -431,7 +432,7 @@ class DMAReader(wiring.Component):
         m.d.comb += axi.rready.eq(consume)
 
         with m.If(consume):
-            m.d.sync += prev.eq(axi.rdata)
+            m.d.sync += prev.eq(axi.rdata[8:])
         out = self.data.payload
         with m.If(emit):
             m.d.sync += [
@@ -601,7 +602,7 @@ class DMAWriter(wiring.Component):
         w = w_layout(wq.r_data)
         have = wq.r_rdy
         beat = Signal(range(max_burst))           # beat within the current burst
-        prev = Signal(8 * b)                      # the previous input beat
+        prev = Signal(8 * (b - 1))                # the previous input beat but its byte 0
         first = Signal()                          # the row's first bus word
         last_in_burst = Signal()
         last = Signal()                           # the row's last bus word
@@ -623,8 +624,10 @@ class DMAWriter(wiring.Component):
         ]
         # Lane j of the bus word = byte j + B - offset of (prev ‖ input): lanes below `offset`
         # come from the previous input beat, the rest from this one (offset 0: this one only).
-        shift = Signal(range(1, b + 1))
-        m.d.comb += shift.eq(b - w.offset)
+        # The previous beat's byte 0 is never among them (offset < B), so it is not kept: the
+        # bytes are those from j + B - 1 - offset of (prev[1:] ‖ input).
+        shift = Signal(range(b))
+        m.d.comb += shift.eq(b - 1 - w.offset)
         window = _shift_bytes(m, "align", Cat(prev, self.data.payload.data), shift, 8 * b)
         strobe = Signal(b)
         count = Signal(range(b + 1))
@@ -649,7 +652,7 @@ class DMAWriter(wiring.Component):
                 beat.eq(Mux(last_in_burst, 0, beat + 1)),
             ]
             with m.If(~flush):
-                m.d.sync += prev.eq(self.data.payload.data.as_value())
+                m.d.sync += prev.eq(self.data.payload.data.as_value()[8:])
         with m.Elif(axi.wready):
             m.d.sync += axi.wvalid.eq(0)
 

@@ -1135,7 +1135,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [63:0] \$16 ;
+  wire [55:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -1176,7 +1176,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [31:0] \$50 ;
   reg [7:0] \$51 ;
   reg [3:0] \$52 ;
-  reg [63:0] \$53 ;
+  reg [55:0] \$53 ;
   reg \$54 ;
   reg [70:0] \$55 ;
   reg \$56 ;
@@ -1284,7 +1284,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   input m_axi__rvalid;
   wire m_axi__rvalid;
   reg [3:0] pending = 4'h0;
-  reg [63:0] prev = 64'h0000000000000000;
+  reg [55:0] prev = 56'h00000000000000;
   reg primed = 1'h0;
   wire [15:0] r_data;
   reg r_en;
@@ -1364,8 +1364,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign left = started ? bytes_left : r_data[12:3];
   assign fits = started ? fits_left : r_data[14];
   assign last = started ? last_left : r_data[15];
-  assign \$16  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
+  assign \$16  = primed ? prev : m_axi__rdata[63:8];
+  assign realign_wide = { m_axi__rdata, \$16 , m_axi__rdata[7:0] } >> { r_data[2:0], 3'h0 };
   assign \$17  = primed & fits;
   assign \$18  = primed | fits;
   assign \$19  = ~ data__valid;
@@ -1496,10 +1496,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$53  = prev;
     if (consume) begin
-      \$53  = m_axi__rdata;
+      \$53  = m_axi__rdata[63:8];
     end
     if (rst) begin
-      \$53  = 64'h0000000000000000;
+      \$53  = 56'h00000000000000;
     end
   end
   always @* begin
@@ -2379,7 +2379,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg \$116 ;
   reg [3:0] \$117 ;
   reg [6:0] \$118 ;
-  reg [63:0] \$119 ;
+  reg [55:0] \$119 ;
   wire [12:0] \$12 ;
   reg \$120 ;
   reg [31:0] \$121 ;
@@ -2402,7 +2402,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [4:0] \$30 ;
+  wire [3:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
@@ -2481,7 +2481,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   input abort;
   wire abort;
   wire \abort$7 ;
-  wire [127:0] align_wide;
+  wire [119:0] align_wide;
   reg [6:0] beat = 7'h00;
   wire [55:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
@@ -2585,7 +2585,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   output m_axi__wvalid;
   reg m_axi__wvalid = 1'h0;
   reg [3:0] pending = 4'h0;
-  reg [63:0] prev = 64'h0000000000000000;
+  reg [55:0] prev = 56'h00000000000000;
   wire r_data;
   wire [16:0] \r_data$35 ;
   wire r_en;
@@ -2594,7 +2594,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire r_rdy;
   input rst;
   wire rst;
-  wire [3:0] shift;
+  wire [2:0] shift;
   reg step;
   reg [7:0] strobe;
   wire [3:0] tail;
@@ -2640,8 +2640,8 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$28  = ~ flush;
   assign \$29  = \$27  & \$28 ;
   assign \r_en$46  = step & last_in_burst;
-  assign \$30  = 4'h8 - \r_data$35 [11:9];
-  assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
+  assign \$30  = 3'h7 - \r_data$35 [11:9];
+  assign align_wide = { data__payload[63:0], prev } >> { \$30 [2:0], 3'h0 };
   assign \$31  = ~ first;
   assign \$32  = \r_data$35 [11:9] <= 1'h0;
   assign \$33  = \$31  | \$32 ;
@@ -2909,11 +2909,11 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     \$119  = prev;
     if (step) begin
       if (\$103 ) begin
-        \$119  = data__payload[63:0];
+        \$119  = data__payload[63:8];
       end
     end
     if (rst) begin
-      \$119  = 64'h0000000000000000;
+      \$119  = 56'h00000000000000;
     end
   end
   always @* begin
@@ -2961,7 +2961,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign m_axi__awcache = 4'h3;
   assign m_axi__awprot = 3'h0;
   assign m_axi__bready = 1'h1;
-  assign shift = \$30 [3:0];
+  assign shift = \$30 [2:0];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[41:32];
   assign \cmd__payload.row_bytes  = cmd__payload[51:42];
