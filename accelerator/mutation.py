@@ -688,8 +688,9 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
     of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
-    LDCIN ≥ 2^29; a K past one step over several chunks with B at 2^30; K of exactly one and
-    two steps; DMA commands of exactly 256 rows of A and of B."""
+    LDCIN ≥ 2^29; a K past one step over several chunks with B at 2^30; three K steps with
+    kc0·LDB past 2^27; K of exactly one and two steps; DMA commands of exactly 256 rows of A
+    and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -730,6 +731,11 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     b_at = make_data(config, case).addr["b"]
     out.append((case, "scatter", {"a": 2 << 30, "b": (1 << 30) - b_at, "c": 3 << 30,
                                   "c_in": 0}, None, None))
+    # three K steps with LDB past 2^18: the B rows of earlier steps (kc0·LDB, a running sum
+    # the loader keeps) past 2^27 and 2^28
+    case = GemmCase(m=R + 1, k=2 * geometry.k_step + 1, n=C + 1, seed=seed + 74)
+    out.append((case, "scatter", {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0}, None,
+                {"ld": {"b": (1 << 18) + 0x1235}}))
     # K exactly one step and exactly two: the K walk's last-step test (left ≤ step) at its
     # boundary, where any one bit of ``left`` wrong moves it
     for j in (1, 2):

@@ -193,6 +193,9 @@ def test_regression_corners(dataflow):
              if case.k > step and case.m > config.rows and off.get("b")
              and off["b"] + make_data(config, case).addr["b"] == 1 << 30]
     assert split, "no split GEMM with B at 2^30"
+    # three K steps whose earlier steps' B rows (kc0·LDB) lie past 2^27
+    assert any(case.k > 2 * step and (ops or {}).get("ld", {}).get("b", 0) * step >= 1 << 27
+               for case, ops in zip(r.cases, r.operands, strict=True))
     # an idle CTRL.reset with STATUS read at each cycle of its tail, then a GEMM
     tail = next(i for i, name in enumerate(names) if name.startswith("CTRL.reset while idle"))
     assert names[tail + 1] == "CTRL.reset while idle, then a GEMM"
