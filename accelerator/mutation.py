@@ -689,8 +689,8 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
     of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
     LDCIN ≥ 2^29; a K past one step over several chunks with B at 2^30; three K steps with
-    kc0·LDB past 2^27; K of exactly one and two steps; DMA commands of exactly 256 rows of A
-    and of B."""
+    kc0·LDB past 2^27; rows of 3/16 of an A half; K of exactly one and two steps; DMA
+    commands of exactly 256 rows of A and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -736,6 +736,11 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     case = GemmCase(m=R + 1, k=2 * geometry.k_step + 1, n=C + 1, seed=seed + 74)
     out.append((case, "scatter", {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0}, None,
                 {"ld": {"b": (1 << 18) + 0x1235}}))
+    # rows of 3/16 of an A half (48 words on ws 4x4): five fill it but for 16 words, over
+    # more rows than a chunk holds (the ws set-up's count of the rows that fit, at its edge)
+    words = max(1, geometry.a_half * 3 // 16)
+    out.append((GemmCase(m=3 * R + 1, k=words * geometry.bus - 7, n=C + 1, seed=seed + 75),
+                "low", {}, None, None))
     # K exactly one step and exactly two: the K walk's last-step test (left ≤ step) at its
     # boundary, where any one bit of ``left`` wrong moves it
     for j in (1, 2):

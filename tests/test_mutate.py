@@ -193,6 +193,10 @@ def test_regression_corners(dataflow):
              if case.k > step and case.m > config.rows and off.get("b")
              and off["b"] + make_data(config, case).addr["b"] == 1 << 30]
     assert split, "no split GEMM with B at 2^30"
+    # ws: rows of 48 words, five to the 256-word A half and 16 words left, over 13 rows
+    geo = Geometry.of(config)
+    assert any(case.m > config.rows and -(-case.k // geo.bus) == geo.a_half * 3 // 16
+               for case in r.cases)
     # three K steps whose earlier steps' B rows (kc0·LDB) lie past 2^27
     assert any(case.k > 2 * step and (ops or {}).get("ld", {}).get("b", 0) * step >= 1 << 27
                for case, ops in zip(r.cases, r.operands, strict=True))
