@@ -534,6 +534,7 @@ _STATUS = next(r.offset for r in REGISTERS if r.name == "STATUS")
 _CTRL = next(r.offset for r in REGISTERS if r.name == "CTRL")
 _START_AND_RESET = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1, reset=1)
 _START = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1)
+_RESET = next(r for r in REGISTERS if r.name == "CTRL").encode(reset=1)
 
 #: Register offsets with no register (each read and written; the answers must match the
 #: unmapped design's, SLVERR): the gap after the map, the 4 KiB window's end, beyond it and an
@@ -687,7 +688,9 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
     of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
-    LDCIN ≥ 2^29; DMA commands of exactly 256 rows of A and of B."""
+    LDCIN ≥ 2^29; a K past one step over several chunks with B at 2^30; three K steps with
+    kc0·LDB past 2^27; rows of 3/16 of an A half; K of exactly one and two steps; DMA
+    commands of exactly 256 rows of A and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -721,6 +724,28 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
         out.append((case, "scatter", {"a": 2 << 30, "b": 0x20000, "c": 3 << 30,
                                       "c_in": 0x10000},
                     params, {"c_in": c_in, "ld": {"c_in": (1 << 29) + 0x48D0}}))
+    # a K past one step (B reloaded per chunk) over several chunks of a panel, B at exactly
+    # 2^30: the B walk's running address has every low bit clear, so a bit of it forced to 1
+    # between chunks reads the wrong B rows
+    case = GemmCase(m=3 * R + 1, k=geometry.k_step + 3, n=C + 1, seed=seed + 71)
+    b_at = make_data(config, case).addr["b"]
+    out.append((case, "scatter", {"a": 2 << 30, "b": (1 << 30) - b_at, "c": 3 << 30,
+                                  "c_in": 0}, None, None))
+    # three K steps with LDB past 2^18: the B rows of earlier steps (kc0·LDB, a running sum
+    # the loader keeps) past 2^27 and 2^28
+    case = GemmCase(m=R + 1, k=2 * geometry.k_step + 1, n=C + 1, seed=seed + 74)
+    out.append((case, "scatter", {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0}, None,
+                {"ld": {"b": (1 << 18) + 0x1235}}))
+    # rows of 3/16 of an A half (48 words on ws 4x4): five fill it but for 16 words, over
+    # more rows than a chunk holds (the ws set-up's count of the rows that fit, at its edge)
+    words = max(1, geometry.a_half * 3 // 16)
+    out.append((GemmCase(m=3 * R + 1, k=words * geometry.bus - 7, n=C + 1, seed=seed + 75),
+                "low", {}, None, None))
+    # K exactly one step and exactly two: the K walk's last-step test (left ≤ step) at its
+    # boundary, where any one bit of ``left`` wrong moves it
+    for j in (1, 2):
+        out.append((GemmCase(m=R + 1, k=j * geometry.k_step, n=C + 1, seed=seed + 71 + j),
+                    ("low", "high")[j - 1], {}, None, None))
     out.append((GemmCase(m=256, k=3, n=C + 1, seed=seed + 68), "low", {}, None, None))
     out.append((GemmCase(m=R + 1, k=256, n=C - 1 or 1, seed=seed + 69), "high", {}, None, None))
     return out
@@ -1088,6 +1113,26 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
             "counters": asyncio.run(driver.counters())}
 
 
+#: How many cycles after an idle CTRL.reset's write STATUS is read, one read per abort.
+_ABORT_TAIL = 8
+
+
+def _abort_tail(harness: Any, *, limit: int) -> dict:
+    """CTRL.reset while idle, STATUS.busy read 0 to ``_ABORT_TAIL - 1`` cycles after each
+    write's answer (an abort each): the cycle busy falls, exact, where polling sees it only
+    to a read's length (a reset held for fewer cycles than the design's passed that)."""
+    busy = []
+    for wait in range(_ABORT_TAIL):
+        start = harness.cycle
+        harness.reg_write(_CTRL, _RESET)
+        harness.tick(wait)
+        busy.append(harness.reg_read(_STATUS) & 1)
+        while harness.reg_read(_STATUS) & 1:
+            if harness.cycle - start > limit:
+                raise CycleLimitError(f"STATUS.busy still set {limit} cycles after the abort")
+    return {"busy": busy}
+
+
 def _pin_reset(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, limit: int
                ) -> dict:
     """Start ``case`` and hold the ``rst`` pin ``delay`` cycles after CTRL.start (under its
@@ -1305,6 +1350,14 @@ def _steps(config: AcceleratorConfig, regression: Regression
                        seed=case.seed + 1, accumulate=case.accumulate)
         steps.append((name, abort))
         steps.append((f"{name}, then a GEMM", lambda h, b, nxt=nxt: then(h, b, nxt)))
+    def tail(h: Any, bound: int) -> dict:
+        start = h.cycle
+        seen = _abort_tail(h, limit=bound)
+        return {"passed": True, "why": "", "wall": h.cycle - start, "seen": seen}
+    steps.append((f"CTRL.reset while idle, STATUS read 0 to {_ABORT_TAIL - 1} cycles after",
+                   tail))
+    steps.append(("CTRL.reset while idle, then a GEMM",
+                  lambda h, b: then(h, b, GemmCase(m=R + 2, k=5, n=C + 1, seed=r.seed + 59))))
     # the rst pin during the directed aborts' GEMMs (the regression resets only at its start)
     for case, delay in r.aborts[:len(DIRECTED_ABORTS)]:
         def pin(h: Any, bound: int, case: Any = case, delay: int = delay) -> dict:

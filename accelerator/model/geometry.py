@@ -4,7 +4,7 @@ performance model needs: shared by both (this module has no Amaranth, so the mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, gcd
 
 from ..config import AcceleratorConfig
 from .regmap import MAX_DIM
@@ -64,8 +64,12 @@ class Geometry:
         k_fit = min(a_half * B, b_half)
         # weight-stationary steps hold whole R-row tiles of weights
         k_step = k_fit if config.dataflow == "os" or k_fit < R else k_fit // R * R
+        # ws: a beat's R bytes start at a multiple of R in the row (tiles step by R from a
+        # word-aligned row start), so at B - gcd(R, B) bytes into a word at most: the words
+        # that offset plus R bytes span, no more (a read port past them was never selected)
+        a_ports = (B - gcd(R, B) + R - 1) // B + 1
         return cls(bus=B, a_words=a_words, a_half=a_half, b_half=b_half,
-                   c_half=config.spad_c_depth // 2, a_ports=(B + R - 2) // B + 1, k_step=k_step)
+                   c_half=config.spad_c_depth // 2, a_ports=a_ports, k_step=k_step)
 
     def row_words(self, k: int) -> int:
         """Bus words one row of A (k bytes) takes in the weight-stationary scratchpad."""

@@ -8650,8 +8650,8 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [34:0] \$15 ;
-  wire [34:0] \$16 ;
+  wire [18:0] \$15 ;
+  wire [18:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire [34:0] \$19 ;
@@ -8700,9 +8700,9 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
   wire \$58 ;
   wire [32:0] \$59 ;
   wire \$6 ;
-  wire [34:0] \$60 ;
-  wire [34:0] \$61 ;
-  wire [35:0] \$62 ;
+  wire [18:0] \$60 ;
+  wire [18:0] \$61 ;
+  wire [32:0] \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
@@ -8851,7 +8851,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
   assign \$12  = run__cmd[255:224] < run__cmd[191:160];
   assign \$13  = run__cmd[287:256] < run__cmd[223:192];
   assign \$14  = \$12  | \$13 ;
-  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
+  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[207:192] } : \$15 ;
   assign \$17  = run__cmd[319:288] < \$16 ;
   assign \$18  = \$14  | \$17 ;
   assign \$20  = run__cmd[351:320] < \$19 ;
@@ -8891,7 +8891,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
   assign \$57  = \$55  & \$56 ;
   assign \$58  = result > 33'h100000000;
   assign \$59  = run__cmd[159:128] - 1'h1;
-  assign \$61  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$60 ;
+  assign \$61  = run__cmd[353] ? { 3'h0, run__cmd[207:192] } : \$60 ;
   assign \$62  = run__cmd[95:64] + \$61 ;
   assign \$63  = ~ start;
   assign \$64  = ~ busy;
@@ -9274,7 +9274,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
           end
       4'h2:
           if (\$57 ) begin
-            \$100  = \$62 [33:0];
+            \$100  = { 1'h0, \$62  };
           end
       4'h3:
           if (\$65 ) begin
@@ -9391,13 +9391,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
   assign \$11  = 1'h0;
-  assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$15  = { 1'h0, run__cmd[207:192], 2'h0 };
   assign \$19  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$33  = 1'h0;
   assign \$34  = { 1'h0, run__cmd[255:224], 2'h0 };
   assign \$35  = { 1'h0, run__cmd[319:288], 2'h0 };
   assign \$36  = { 1'h0, run__cmd[351:320], 2'h0 };
-  assign \$60  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$60  = { 1'h0, run__cmd[207:192], 2'h0 };
   assign \$68  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$83  = { \$82 [33], \$82 [33], \$82 [33], \$82 [33:3] };
 endmodule

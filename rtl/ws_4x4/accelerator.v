@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2295$0 (\$14 ),
-    .\port$2296$0 (\$15 ),
-    .\port$3826$41 (burst__payload[41]),
-    .\port$3826$43 (burst__payload[55:43]),
+    .\port$2293$0 (\$14 ),
+    .\port$2294$0 (\$15 ),
+    .\port$3824$41 (burst__payload[41]),
+    .\port$3824$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2295$0 , \port$2296$0 , w_rdy, w_level, r_data, r_en, \port$3826$41 , \port$3826$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2293$0 , \port$2294$0 , w_rdy, w_level, r_data, r_en, \port$3824$41 , \port$3824$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2295$0 , \port$2296$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2295$0 ;
-  wire \port$2295$0 ;
-  input \port$2296$0 ;
-  wire \port$2296$0 ;
-  input \port$3826$41 ;
-  wire \port$3826$41 ;
-  input [12:0] \port$3826$43 ;
-  wire [12:0] \port$3826$43 ;
+  input \port$2293$0 ;
+  wire \port$2293$0 ;
+  input \port$2294$0 ;
+  wire \port$2294$0 ;
+  input \port$3824$41 ;
+  wire \port$3824$41 ;
+  input [12:0] \port$3824$43 ;
+  wire [12:0] \port$3824$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2295$0 , \port$2296$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
+      storage[w_port__addr] <= { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2295$0 , \port$2296$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
-  assign w_data = { \port$2296$0 , \port$2295$0 , \port$3826$41 , \port$3826$43  };
+  assign w_port__data = { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
+  assign w_data = { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3791,12 +3791,11 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \$8 ;
   wire [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$185 ;
-  wire [8:0] \$signature__addr$191 ;
+  wire [9:0] \$signature__addr$191 ;
   wire [9:0] \$signature__addr$197 ;
   wire [9:0] \$signature__addr$203 ;
   wire [9:0] \$signature__addr$209 ;
   wire [9:0] \$signature__addr$215 ;
-  wire [9:0] \$signature__addr$221 ;
   wire [63:0] \$signature__data ;
   wire [63:0] \$signature__data$188 ;
   wire [7:0] \$signature__data$188[0] ;
@@ -3807,40 +3806,31 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire [7:0] \$signature__data$188[5] ;
   wire [7:0] \$signature__data$188[6] ;
   wire [7:0] \$signature__data$188[7] ;
-  wire [63:0] \$signature__data$194 ;
-  wire [7:0] \$signature__data$194[0] ;
-  wire [7:0] \$signature__data$194[1] ;
-  wire [7:0] \$signature__data$194[2] ;
-  wire [7:0] \$signature__data$194[3] ;
-  wire [7:0] \$signature__data$194[4] ;
-  wire [7:0] \$signature__data$194[5] ;
-  wire [7:0] \$signature__data$194[6] ;
-  wire [7:0] \$signature__data$194[7] ;
-  wire [31:0] \$signature__data$199 ;
-  wire [7:0] \$signature__data$199[0] ;
-  wire [7:0] \$signature__data$199[1] ;
-  wire [7:0] \$signature__data$199[2] ;
-  wire [7:0] \$signature__data$199[3] ;
-  wire [31:0] \$signature__data$206 ;
-  wire [7:0] \$signature__data$206[0] ;
-  wire [7:0] \$signature__data$206[1] ;
-  wire [7:0] \$signature__data$206[2] ;
-  wire [7:0] \$signature__data$206[3] ;
-  wire [127:0] \$signature__data$211 ;
-  wire [31:0] \$signature__data$211[0] ;
-  wire [31:0] \$signature__data$211[1] ;
-  wire [31:0] \$signature__data$211[2] ;
-  wire [31:0] \$signature__data$211[3] ;
+  wire [31:0] \$signature__data$193 ;
+  wire [7:0] \$signature__data$193[0] ;
+  wire [7:0] \$signature__data$193[1] ;
+  wire [7:0] \$signature__data$193[2] ;
+  wire [7:0] \$signature__data$193[3] ;
+  wire [31:0] \$signature__data$200 ;
+  wire [7:0] \$signature__data$200[0] ;
+  wire [7:0] \$signature__data$200[1] ;
+  wire [7:0] \$signature__data$200[2] ;
+  wire [7:0] \$signature__data$200[3] ;
+  wire [127:0] \$signature__data$205 ;
+  wire [31:0] \$signature__data$205[0] ;
+  wire [31:0] \$signature__data$205[1] ;
+  wire [31:0] \$signature__data$205[2] ;
+  wire [31:0] \$signature__data$205[3] ;
+  wire [127:0] \$signature__data$212 ;
+  wire [31:0] \$signature__data$212[0] ;
+  wire [31:0] \$signature__data$212[1] ;
+  wire [31:0] \$signature__data$212[2] ;
+  wire [31:0] \$signature__data$212[3] ;
   wire [127:0] \$signature__data$218 ;
   wire [31:0] \$signature__data$218[0] ;
   wire [31:0] \$signature__data$218[1] ;
   wire [31:0] \$signature__data$218[2] ;
   wire [31:0] \$signature__data$218[3] ;
-  wire [127:0] \$signature__data$224 ;
-  wire [31:0] \$signature__data$224[0] ;
-  wire [31:0] \$signature__data$224[1] ;
-  wire [31:0] \$signature__data$224[2] ;
-  wire [31:0] \$signature__data$224[3] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -3851,12 +3841,11 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
   wire \$signature__en$189 ;
-  wire \$signature__en$195 ;
-  wire [3:0] \$signature__en$201 ;
-  wire \$signature__en$207 ;
-  wire [3:0] \$signature__en$213 ;
+  wire [3:0] \$signature__en$195 ;
+  wire \$signature__en$201 ;
+  wire [3:0] \$signature__en$207 ;
+  wire \$signature__en$213 ;
   wire \$signature__en$219 ;
-  wire \$signature__en$225 ;
   wire [8:0] a_rd__0__addr;
   wire [63:0] a_rd__0__data;
   wire [7:0] \a_rd__0__data[0] ;
@@ -3868,17 +3857,6 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire [7:0] \a_rd__0__data[6] ;
   wire [7:0] \a_rd__0__data[7] ;
   wire a_rd__0__en;
-  wire [8:0] a_rd__1__addr;
-  wire [63:0] a_rd__1__data;
-  wire [7:0] \a_rd__1__data[0] ;
-  wire [7:0] \a_rd__1__data[1] ;
-  wire [7:0] \a_rd__1__data[2] ;
-  wire [7:0] \a_rd__1__data[3] ;
-  wire [7:0] \a_rd__1__data[4] ;
-  wire [7:0] \a_rd__1__data[5] ;
-  wire [7:0] \a_rd__1__data[6] ;
-  wire [7:0] \a_rd__1__data[7] ;
-  wire a_rd__1__en;
   wire [8:0] a_wr__addr;
   wire [63:0] a_wr__data;
   wire [7:0] \a_wr__data[0] ;
@@ -3908,19 +3886,19 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire behind;
   wire busy;
   wire [9:0] c_rd__addr;
-  wire [9:0] \c_rd__addr$222 ;
+  wire [9:0] \c_rd__addr$216 ;
   wire [127:0] c_rd__data;
-  wire [127:0] \c_rd__data$223 ;
-  wire [31:0] \c_rd__data$223[0] ;
-  wire [31:0] \c_rd__data$223[1] ;
-  wire [31:0] \c_rd__data$223[2] ;
-  wire [31:0] \c_rd__data$223[3] ;
+  wire [127:0] \c_rd__data$217 ;
+  wire [31:0] \c_rd__data$217[0] ;
+  wire [31:0] \c_rd__data$217[1] ;
+  wire [31:0] \c_rd__data$217[2] ;
+  wire [31:0] \c_rd__data$217[3] ;
   wire [31:0] \c_rd__data[0] ;
   wire [31:0] \c_rd__data[1] ;
   wire [31:0] \c_rd__data[2] ;
   wire [31:0] \c_rd__data[3] ;
   wire c_rd__en;
-  wire \c_rd__en$226 ;
+  wire \c_rd__en$220 ;
   wire c_wait;
   wire [9:0] c_wr__addr;
   wire [127:0] c_wr__data;
@@ -3999,16 +3977,16 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \control__start$27 ;
   output [31:0] counters__cycles;
   wire [31:0] counters__cycles;
-  wire [31:0] \counters__cycles$239 ;
+  wire [31:0] \counters__cycles$233 ;
   output [31:0] counters__mac_cycles;
   wire [31:0] counters__mac_cycles;
-  wire [31:0] \counters__mac_cycles$241 ;
+  wire [31:0] \counters__mac_cycles$235 ;
   output [31:0] counters__stall_load;
   wire [31:0] counters__stall_load;
-  wire [31:0] \counters__stall_load$243 ;
+  wire [31:0] \counters__stall_load$237 ;
   output [31:0] counters__stall_store;
   wire [31:0] counters__stall_store;
-  wire [31:0] \counters__stall_store$245 ;
+  wire [31:0] \counters__stall_store$239 ;
   input dma_busy;
   wire dma_busy;
   wire \dma_busy$15 ;
@@ -4941,17 +4919,12 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
       spad_a[\$signature__addr ] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
-  reg [63:0] _1_;
   always @(posedge engine_clk) begin
     if (\$signature__en$189 ) begin
       _0_ <= spad_a[\$signature__addr$185 ];
     end
-    if (\$signature__en$189 ) begin
-      _1_ <= spad_a[\$signature__addr$191 ];
-    end
   end
   assign a_rd__0__data = _0_;
-  assign a_rd__1__data = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -5980,22 +5953,22 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     spad_b[1023] = 32'd0;
   end
   always @(posedge engine_clk) begin
-    if (\$signature__en$201 [0])
-      spad_b[\$signature__addr$197 ][7:0] <= \$signature__data$199 [7:0];
-    if (\$signature__en$201 [1])
-      spad_b[\$signature__addr$197 ][15:8] <= \$signature__data$199 [15:8];
-    if (\$signature__en$201 [2])
-      spad_b[\$signature__addr$197 ][23:16] <= \$signature__data$199 [23:16];
-    if (\$signature__en$201 [3])
-      spad_b[\$signature__addr$197 ][31:24] <= \$signature__data$199 [31:24];
+    if (\$signature__en$195 [0])
+      spad_b[\$signature__addr$191 ][7:0] <= \$signature__data$193 [7:0];
+    if (\$signature__en$195 [1])
+      spad_b[\$signature__addr$191 ][15:8] <= \$signature__data$193 [15:8];
+    if (\$signature__en$195 [2])
+      spad_b[\$signature__addr$191 ][23:16] <= \$signature__data$193 [23:16];
+    if (\$signature__en$195 [3])
+      spad_b[\$signature__addr$191 ][31:24] <= \$signature__data$193 [31:24];
   end
-  reg [31:0] _2_;
+  reg [31:0] _1_;
   always @(posedge engine_clk) begin
-    if (\$signature__en$207 ) begin
-      _2_ <= spad_b[\$signature__addr$203 ];
+    if (\$signature__en$201 ) begin
+      _1_ <= spad_b[\$signature__addr$197 ];
     end
   end
-  assign b_rd__data = _2_;
+  assign b_rd__data = _1_;
   reg [127:0] spad_c [1023:0];
   initial begin
     spad_c[0] = 128'h00000000000000000000000000000000;
@@ -7024,27 +6997,27 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     spad_c[1023] = 128'h00000000000000000000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (\$signature__en$213 [0])
-      spad_c[\$signature__addr$209 ][31:0] <= \$signature__data$211 [31:0];
-    if (\$signature__en$213 [1])
-      spad_c[\$signature__addr$209 ][63:32] <= \$signature__data$211 [63:32];
-    if (\$signature__en$213 [2])
-      spad_c[\$signature__addr$209 ][95:64] <= \$signature__data$211 [95:64];
-    if (\$signature__en$213 [3])
-      spad_c[\$signature__addr$209 ][127:96] <= \$signature__data$211 [127:96];
+    if (\$signature__en$207 [0])
+      spad_c[\$signature__addr$203 ][31:0] <= \$signature__data$205 [31:0];
+    if (\$signature__en$207 [1])
+      spad_c[\$signature__addr$203 ][63:32] <= \$signature__data$205 [63:32];
+    if (\$signature__en$207 [2])
+      spad_c[\$signature__addr$203 ][95:64] <= \$signature__data$205 [95:64];
+    if (\$signature__en$207 [3])
+      spad_c[\$signature__addr$203 ][127:96] <= \$signature__data$205 [127:96];
   end
+  reg [127:0] _2_;
   reg [127:0] _3_;
-  reg [127:0] _4_;
   always @(posedge engine_clk) begin
+    if (\$signature__en$213 ) begin
+      _2_ <= spad_c[\$signature__addr$209 ];
+    end
     if (\$signature__en$219 ) begin
       _3_ <= spad_c[\$signature__addr$215 ];
     end
-    if (\$signature__en$225 ) begin
-      _4_ <= spad_c[\$signature__addr$221 ];
-    end
   end
-  assign c_rd__data = _3_;
-  assign \c_rd__data$223  = _4_;
+  assign c_rd__data = _2_;
+  assign \c_rd__data$217  = _3_;
   assign \$2  = run__running & \$1 ;
   assign \$3  = ~ operands__valid;
   assign starved = \$2  & \$3 ;
@@ -7058,11 +7031,11 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign stall_load = starved & \$8 ;
   assign \$1  = ~ done;
   \accelerator.engine.accumulator  accumulator (
-    .addr(\$signature__addr$215 ),
+    .addr(\$signature__addr$209 ),
     .c_rd__data(c_rd__data),
-    .c_wr__addr(\$signature__addr$209 ),
-    .c_wr__data(\$signature__data$211 ),
-    .c_wr__en(\$signature__en$213 ),
+    .c_wr__addr(\$signature__addr$203 ),
+    .c_wr__data(\$signature__data$205 ),
+    .c_wr__en(\$signature__en$207 ),
     .cin__addr(cin__addr),
     .cin__blocked(cin__blocked),
     .cin__data(cin__data),
@@ -7070,7 +7043,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .flags__c_done(accumulator__c_done),
-    .got(\$signature__en$219 ),
+    .got(\$signature__en$213 ),
     .passes__ready(passes__ready),
     .results__payload(results__payload),
     .results__ready(results__ready),
@@ -7155,8 +7128,6 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   \accelerator.engine.feeder  feeder (
     .a_rd__0__addr(\$signature__addr$185 ),
     .a_rd__0__data(a_rd__0__data),
-    .a_rd__1__addr(\$signature__addr$191 ),
-    .a_rd__1__data(a_rd__1__data),
     .behind(behind),
     .claims(claims),
     .done(done),
@@ -7188,9 +7159,9 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   \accelerator.engine.loader  loader (
     .a_wr__addr(\$signature__addr ),
     .a_wr__en(\$signature__en ),
-    .b_wr__addr(\$signature__addr$197 ),
-    .b_wr__data(\$signature__data$199 ),
-    .b_wr__en(\$signature__en$201 ),
+    .b_wr__addr(\$signature__addr$191 ),
+    .b_wr__data(\$signature__data$193 ),
+    .b_wr__en(\$signature__en$195 ),
     .c_wait(c_wait),
     .cin__addr(cin__addr),
     .cin__blocked(cin__blocked),
@@ -7225,13 +7196,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .run__words(run__words)
   );
   \accelerator.engine.store  store (
-    .c_rd__addr(\$signature__addr$221 ),
+    .c_rd__addr(\$signature__addr$215 ),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .finished(finished),
     .flags__c_done(\flags__c_done$147 ),
     .flags__c_release(store__c_release),
-    .issue(\$signature__en$225 ),
+    .issue(\$signature__en$219 ),
     .run__chunk(run__chunk),
     .run__chunk_lda(run__chunk_lda),
     .run__chunk_ldc(run__chunk_ldc),
@@ -7241,7 +7212,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .run__running(run__running),
     .run__split(run__split),
     .run__words(run__words),
-    .\w_data$45 (\c_rd__data$223 ),
+    .\w_data$45 (\c_rd__data$217 ),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -7250,7 +7221,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .wr_data__valid(wr_data__valid)
   );
   \accelerator.engine.weight_feeder  weight_feeder (
-    .b_rd__addr(\$signature__addr$203 ),
+    .b_rd__addr(\$signature__addr$197 ),
     .b_rd__data(b_rd__data),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
@@ -7267,7 +7238,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .run__running(run__running),
     .run__split(run__split),
     .run__words(run__words),
-    .w_issue(\$signature__en$207 ),
+    .w_issue(\$signature__en$201 ),
     .weights__payload(weights__payload),
     .weights__valid(weights__valid)
   );
@@ -7391,32 +7362,28 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign a_rd__0__addr = \$signature__addr$185 ;
   assign \$signature__data$188  = a_rd__0__data;
   assign a_rd__0__en = \$signature__en$189 ;
-  assign a_rd__1__addr = \$signature__addr$191 ;
-  assign \$signature__data$194  = a_rd__1__data;
-  assign \$signature__en$195  = \$signature__en$189 ;
-  assign a_rd__1__en = \$signature__en$189 ;
-  assign b_wr__addr = \$signature__addr$197 ;
-  assign b_wr__data = \$signature__data$199 ;
-  assign b_wr__en = \$signature__en$201 ;
-  assign b_rd__addr = \$signature__addr$203 ;
-  assign \$signature__data$206  = b_rd__data;
-  assign b_rd__en = \$signature__en$207 ;
-  assign c_wr__addr = \$signature__addr$209 ;
-  assign c_wr__data = \$signature__data$211 ;
-  assign c_wr__en = \$signature__en$213 ;
-  assign c_rd__addr = \$signature__addr$215 ;
-  assign \$signature__data$218  = c_rd__data;
-  assign c_rd__en = \$signature__en$219 ;
-  assign \c_rd__addr$222  = \$signature__addr$221 ;
-  assign \$signature__data$224  = \c_rd__data$223 ;
-  assign \c_rd__en$226  = \$signature__en$225 ;
+  assign b_wr__addr = \$signature__addr$191 ;
+  assign b_wr__data = \$signature__data$193 ;
+  assign b_wr__en = \$signature__en$195 ;
+  assign b_rd__addr = \$signature__addr$197 ;
+  assign \$signature__data$200  = b_rd__data;
+  assign b_rd__en = \$signature__en$201 ;
+  assign c_wr__addr = \$signature__addr$203 ;
+  assign c_wr__data = \$signature__data$205 ;
+  assign c_wr__en = \$signature__en$207 ;
+  assign c_rd__addr = \$signature__addr$209 ;
+  assign \$signature__data$212  = c_rd__data;
+  assign c_rd__en = \$signature__en$213 ;
+  assign \c_rd__addr$216  = \$signature__addr$215 ;
+  assign \$signature__data$218  = \c_rd__data$217 ;
+  assign \c_rd__en$220  = \$signature__en$219 ;
   assign started = clear;
   assign busy = control__busy;
   assign stall_store = waits_store;
-  assign \counters__cycles$239  = counters__cycles;
-  assign \counters__mac_cycles$241  = counters__mac_cycles;
-  assign \counters__stall_load$243  = counters__stall_load;
-  assign \counters__stall_store$245  = counters__stall_store;
+  assign \counters__cycles$233  = counters__cycles;
+  assign \counters__mac_cycles$235  = counters__mac_cycles;
+  assign \counters__stall_load$237  = counters__stall_load;
+  assign \counters__stall_store$239  = counters__stall_store;
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
@@ -7720,62 +7687,46 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \$signature__data$188[5]  = a_rd__0__data[47:40];
   assign \$signature__data$188[6]  = a_rd__0__data[55:48];
   assign \$signature__data$188[7]  = a_rd__0__data[63:56];
-  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
-  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
-  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
-  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
-  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
-  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
-  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
-  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
-  assign \$signature__data$194[0]  = a_rd__1__data[7:0];
-  assign \$signature__data$194[1]  = a_rd__1__data[15:8];
-  assign \$signature__data$194[2]  = a_rd__1__data[23:16];
-  assign \$signature__data$194[3]  = a_rd__1__data[31:24];
-  assign \$signature__data$194[4]  = a_rd__1__data[39:32];
-  assign \$signature__data$194[5]  = a_rd__1__data[47:40];
-  assign \$signature__data$194[6]  = a_rd__1__data[55:48];
-  assign \$signature__data$194[7]  = a_rd__1__data[63:56];
-  assign \$signature__data$199[0]  = \$signature__data$199 [7:0];
-  assign \$signature__data$199[1]  = \$signature__data$199 [15:8];
-  assign \$signature__data$199[2]  = \$signature__data$199 [23:16];
-  assign \$signature__data$199[3]  = \$signature__data$199 [31:24];
-  assign \b_wr__data[0]  = \$signature__data$199 [7:0];
-  assign \b_wr__data[1]  = \$signature__data$199 [15:8];
-  assign \b_wr__data[2]  = \$signature__data$199 [23:16];
-  assign \b_wr__data[3]  = \$signature__data$199 [31:24];
+  assign \$signature__data$193[0]  = \$signature__data$193 [7:0];
+  assign \$signature__data$193[1]  = \$signature__data$193 [15:8];
+  assign \$signature__data$193[2]  = \$signature__data$193 [23:16];
+  assign \$signature__data$193[3]  = \$signature__data$193 [31:24];
+  assign \b_wr__data[0]  = \$signature__data$193 [7:0];
+  assign \b_wr__data[1]  = \$signature__data$193 [15:8];
+  assign \b_wr__data[2]  = \$signature__data$193 [23:16];
+  assign \b_wr__data[3]  = \$signature__data$193 [31:24];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
   assign \b_rd__data[3]  = b_rd__data[31:24];
-  assign \$signature__data$206[0]  = b_rd__data[7:0];
-  assign \$signature__data$206[1]  = b_rd__data[15:8];
-  assign \$signature__data$206[2]  = b_rd__data[23:16];
-  assign \$signature__data$206[3]  = b_rd__data[31:24];
-  assign \$signature__data$211[0]  = \$signature__data$211 [31:0];
-  assign \$signature__data$211[1]  = \$signature__data$211 [63:32];
-  assign \$signature__data$211[2]  = \$signature__data$211 [95:64];
-  assign \$signature__data$211[3]  = \$signature__data$211 [127:96];
-  assign \c_wr__data[0]  = \$signature__data$211 [31:0];
-  assign \c_wr__data[1]  = \$signature__data$211 [63:32];
-  assign \c_wr__data[2]  = \$signature__data$211 [95:64];
-  assign \c_wr__data[3]  = \$signature__data$211 [127:96];
+  assign \$signature__data$200[0]  = b_rd__data[7:0];
+  assign \$signature__data$200[1]  = b_rd__data[15:8];
+  assign \$signature__data$200[2]  = b_rd__data[23:16];
+  assign \$signature__data$200[3]  = b_rd__data[31:24];
+  assign \$signature__data$205[0]  = \$signature__data$205 [31:0];
+  assign \$signature__data$205[1]  = \$signature__data$205 [63:32];
+  assign \$signature__data$205[2]  = \$signature__data$205 [95:64];
+  assign \$signature__data$205[3]  = \$signature__data$205 [127:96];
+  assign \c_wr__data[0]  = \$signature__data$205 [31:0];
+  assign \c_wr__data[1]  = \$signature__data$205 [63:32];
+  assign \c_wr__data[2]  = \$signature__data$205 [95:64];
+  assign \c_wr__data[3]  = \$signature__data$205 [127:96];
   assign \c_rd__data[0]  = c_rd__data[31:0];
   assign \c_rd__data[1]  = c_rd__data[63:32];
   assign \c_rd__data[2]  = c_rd__data[95:64];
   assign \c_rd__data[3]  = c_rd__data[127:96];
-  assign \$signature__data$218[0]  = c_rd__data[31:0];
-  assign \$signature__data$218[1]  = c_rd__data[63:32];
-  assign \$signature__data$218[2]  = c_rd__data[95:64];
-  assign \$signature__data$218[3]  = c_rd__data[127:96];
-  assign \c_rd__data$223[0]  = \c_rd__data$223 [31:0];
-  assign \c_rd__data$223[1]  = \c_rd__data$223 [63:32];
-  assign \c_rd__data$223[2]  = \c_rd__data$223 [95:64];
-  assign \c_rd__data$223[3]  = \c_rd__data$223 [127:96];
-  assign \$signature__data$224[0]  = \c_rd__data$223 [31:0];
-  assign \$signature__data$224[1]  = \c_rd__data$223 [63:32];
-  assign \$signature__data$224[2]  = \c_rd__data$223 [95:64];
-  assign \$signature__data$224[3]  = \c_rd__data$223 [127:96];
+  assign \$signature__data$212[0]  = c_rd__data[31:0];
+  assign \$signature__data$212[1]  = c_rd__data[63:32];
+  assign \$signature__data$212[2]  = c_rd__data[95:64];
+  assign \$signature__data$212[3]  = c_rd__data[127:96];
+  assign \c_rd__data$217[0]  = \c_rd__data$217 [31:0];
+  assign \c_rd__data$217[1]  = \c_rd__data$217 [63:32];
+  assign \c_rd__data$217[2]  = \c_rd__data$217 [95:64];
+  assign \c_rd__data$217[3]  = \c_rd__data$217 [127:96];
+  assign \$signature__data$218[0]  = \c_rd__data$217 [31:0];
+  assign \$signature__data$218[1]  = \c_rd__data$217 [63:32];
+  assign \$signature__data$218[2]  = \c_rd__data$217 [95:64];
+  assign \$signature__data$218[3]  = \c_rd__data$217 [127:96];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8576,8 +8527,8 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   reg [31:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
-  wire [34:0] \$15 ;
-  wire [34:0] \$16 ;
+  wire [18:0] \$15 ;
+  wire [18:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire [34:0] \$19 ;
@@ -8627,9 +8578,9 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire \$59 ;
   wire \$6 ;
   wire [32:0] \$60 ;
-  wire [34:0] \$61 ;
-  wire [34:0] \$62 ;
-  wire [35:0] \$63 ;
+  wire [18:0] \$61 ;
+  wire [18:0] \$62 ;
+  wire [32:0] \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
@@ -8777,7 +8728,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   assign \$12  = run__cmd[255:224] < run__cmd[191:160];
   assign \$13  = run__cmd[287:256] < run__cmd[223:192];
   assign \$14  = \$12  | \$13 ;
-  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
+  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[207:192] } : \$15 ;
   assign \$17  = run__cmd[319:288] < \$16 ;
   assign \$18  = \$14  | \$17 ;
   assign \$20  = run__cmd[351:320] < \$19 ;
@@ -8821,7 +8772,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   assign \$58  = \$56  & \$57 ;
   assign \$59  = result > 33'h100000000;
   assign \$60  = run__cmd[159:128] - 1'h1;
-  assign \$62  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$61 ;
+  assign \$62  = run__cmd[353] ? { 3'h0, run__cmd[207:192] } : \$61 ;
   assign \$63  = run__cmd[95:64] + \$62 ;
   assign \$64  = ~ start;
   assign \$65  = ~ busy;
@@ -9333,7 +9284,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
           end
       4'h2:
           if (\$58 ) begin
-            \$120  = \$63 [33:0];
+            \$120  = { 1'h0, \$63  };
           end
       4'h3:
           if (\$66 ) begin
@@ -9562,10 +9513,10 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
   assign \$11  = 1'h0;
-  assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$15  = { 1'h0, run__cmd[207:192], 2'h0 };
   assign \$19  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$33  = 1'h0;
-  assign \$61  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$61  = { 1'h0, run__cmd[207:192], 2'h0 };
   assign \$69  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$84  = { \$83 [33], \$83 [33], \$83 [33], \$83 [33:3] };
 endmodule
@@ -10709,10 +10660,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2822$0 (en_deskew_0),
-    .\port$2823$0 (en_deskew_1),
-    .\port$2824$0 (en_deskew_2),
-    .\port$2825$0 (en_deskew_3)
+    .\port$2820$0 (en_deskew_0),
+    .\port$2821$0 (en_deskew_1),
+    .\port$2822$0 (en_deskew_2),
+    .\port$2823$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10723,8 +10674,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3275$0 (\o$81 [2:0]),
-    .\port$3276$0 (\o_next$76 [1:0]),
+    .\port$3273$0 (\o$81 [2:0]),
+    .\port$3274$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10803,8 +10754,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3275$3 (\o$81 [5:3]),
-    .\port$3276$3 (\o_next$76 [4:3]),
+    .\port$3273$3 (\o$81 [5:3]),
+    .\port$3274$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10887,8 +10838,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3275$6 (\o$81 [8:6]),
-    .\port$3276$6 (\o_next$76 [7:6]),
+    .\port$3273$6 (\o$81 [8:6]),
+    .\port$3274$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10971,8 +10922,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3275$9 (\o$81 [11:9]),
-    .\port$3276$9 (\o_next$76 [10:9]),
+    .\port$3273$9 (\o$81 [11:9]),
+    .\port$3274$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11051,10 +11002,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2860$0 (en_skew_a_0),
-    .\port$2861$0 (en_skew_a_1),
-    .\port$2862$0 (en_skew_a_2),
-    .\port$2863$0 (en_skew_a_3)
+    .\port$2858$0 (en_skew_a_0),
+    .\port$2859$0 (en_skew_a_1),
+    .\port$2860$0 (en_skew_a_2),
+    .\port$2861$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11070,10 +11021,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2855$0 (en_skew_w_0),
-    .\port$2856$0 (en_skew_w_1),
-    .\port$2857$0 (en_skew_w_2),
-    .\port$2858$0 (en_skew_w_3)
+    .\port$2853$0 (en_skew_w_0),
+    .\port$2854$0 (en_skew_w_1),
+    .\port$2855$0 (en_skew_w_2),
+    .\port$2856$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11677,7 +11628,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2822$0 , \port$2823$0 , \port$2824$0 , \port$2825$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2820$0 , \port$2821$0 , \port$2822$0 , \port$2823$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11718,14 +11669,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2822$0 , \port$2823
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$2820$0 ;
+  wire \port$2820$0 ;
+  input \port$2821$0 ;
+  wire \port$2821$0 ;
   input \port$2822$0 ;
   wire \port$2822$0 ;
   input \port$2823$0 ;
   wire \port$2823$0 ;
-  input \port$2824$0 ;
-  wire \port$2824$0 ;
-  input \port$2825$0 ;
-  wire \port$2825$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11741,46 +11692,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2822$0 , \port$2823
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2822$0 ) begin
+    if (\port$2820$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2823$0 ) begin
+    if (\port$2821$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2823$0 ) begin
+    if (\port$2821$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2824$0 ) begin
+    if (\port$2822$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2822$0 ) begin
+    if (\port$2820$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2822$0 ) begin
+    if (\port$2820$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2825$0 , \port$2824$0 , \port$2823$0 , \port$2822$0  };
+  assign en = { \port$2823$0 , \port$2822$0 , \port$2821$0 , \port$2820$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11809,7 +11760,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2822$0 , \port$2823
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3275$0 , \port$3276$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3273$0 , \port$3274$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11849,10 +11800,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3275$0 ;
-  wire [2:0] \port$3275$0 ;
-  input [1:0] \port$3276$0 ;
-  wire [1:0] \port$3276$0 ;
+  input [2:0] \port$3273$0 ;
+  wire [2:0] \port$3273$0 ;
+  input [1:0] \port$3274$0 ;
+  wire [1:0] \port$3274$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11877,11 +11828,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3276$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3274$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3276$0 [0] & \port$3276$0 [1];
+  assign \$4  = \port$3274$0 [0] & \port$3274$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11936,7 +11887,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3275$0 [0];
+      \$11  = \port$3273$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11946,7 +11897,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3275$0 [1];
+      \$12  = \port$3273$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11956,7 +11907,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3276$0 [1];
+      \$13  = \port$3274$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -11966,7 +11917,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3275$0 [2];
+      \$14  = \port$3273$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -11991,11 +11942,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3276$0 [1];
-  assign valid_next = \port$3276$0 [0];
-  assign valid_in = \port$3275$0 [0];
-  assign first_in = \port$3275$0 [1];
-  assign last_in = \port$3275$0 [2];
+  assign first_next = \port$3274$0 [1];
+  assign valid_next = \port$3274$0 [0];
+  assign valid_in = \port$3273$0 [0];
+  assign first_in = \port$3273$0 [1];
+  assign last_in = \port$3273$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12556,7 +12507,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3275$3 , \port$3276$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3273$3 , \port$3274$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12596,10 +12547,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3275$3 ;
-  wire [2:0] \port$3275$3 ;
-  input [1:0] \port$3276$3 ;
-  wire [1:0] \port$3276$3 ;
+  input [2:0] \port$3273$3 ;
+  wire [2:0] \port$3273$3 ;
+  input [1:0] \port$3274$3 ;
+  wire [1:0] \port$3274$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12625,11 +12576,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3276$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3274$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3276$3 [0] & \port$3276$3 [1];
+  assign \$4  = \port$3274$3 [0] & \port$3274$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12684,7 +12635,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3275$3 [0];
+      \$11  = \port$3273$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12694,7 +12645,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3275$3 [1];
+      \$12  = \port$3273$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12704,7 +12655,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3276$3 [1];
+      \$13  = \port$3274$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12714,7 +12665,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3275$3 [2];
+      \$14  = \port$3273$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12739,11 +12690,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3276$3 [1];
-  assign valid_next = \port$3276$3 [0];
-  assign valid_in = \port$3275$3 [0];
-  assign first_in = \port$3275$3 [1];
-  assign last_in = \port$3275$3 [2];
+  assign first_next = \port$3274$3 [1];
+  assign valid_next = \port$3274$3 [0];
+  assign valid_in = \port$3273$3 [0];
+  assign first_in = \port$3273$3 [1];
+  assign last_in = \port$3273$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13305,7 +13256,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3275$6 , \port$3276$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3273$6 , \port$3274$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13345,10 +13296,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3275$6 ;
-  wire [2:0] \port$3275$6 ;
-  input [1:0] \port$3276$6 ;
-  wire [1:0] \port$3276$6 ;
+  input [2:0] \port$3273$6 ;
+  wire [2:0] \port$3273$6 ;
+  input [1:0] \port$3274$6 ;
+  wire [1:0] \port$3274$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13374,11 +13325,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3276$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3274$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3276$6 [0] & \port$3276$6 [1];
+  assign \$4  = \port$3274$6 [0] & \port$3274$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13433,7 +13384,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3275$6 [0];
+      \$11  = \port$3273$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13443,7 +13394,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3275$6 [1];
+      \$12  = \port$3273$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13453,7 +13404,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3276$6 [1];
+      \$13  = \port$3274$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13463,7 +13414,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3275$6 [2];
+      \$14  = \port$3273$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13488,11 +13439,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3276$6 [1];
-  assign valid_next = \port$3276$6 [0];
-  assign valid_in = \port$3275$6 [0];
-  assign first_in = \port$3275$6 [1];
-  assign last_in = \port$3275$6 [2];
+  assign first_next = \port$3274$6 [1];
+  assign valid_next = \port$3274$6 [0];
+  assign valid_in = \port$3273$6 [0];
+  assign first_in = \port$3273$6 [1];
+  assign last_in = \port$3273$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14054,7 +14005,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3275$9 , \port$3276$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3273$9 , \port$3274$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14094,10 +14045,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3275$9 ;
-  wire [2:0] \port$3275$9 ;
-  input [1:0] \port$3276$9 ;
-  wire [1:0] \port$3276$9 ;
+  input [2:0] \port$3273$9 ;
+  wire [2:0] \port$3273$9 ;
+  input [1:0] \port$3274$9 ;
+  wire [1:0] \port$3274$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14122,11 +14073,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3276$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3274$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3276$9 [0] & \port$3276$9 [1];
+  assign \$4  = \port$3274$9 [0] & \port$3274$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14181,7 +14132,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3275$9 [0];
+      \$11  = \port$3273$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14191,7 +14142,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3275$9 [1];
+      \$12  = \port$3273$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14201,7 +14152,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3276$9 [1];
+      \$13  = \port$3274$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14211,7 +14162,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3275$9 [2];
+      \$14  = \port$3273$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14236,11 +14187,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3276$9 [1];
-  assign valid_next = \port$3276$9 [0];
-  assign valid_in = \port$3275$9 [0];
-  assign first_in = \port$3275$9 [1];
-  assign last_in = \port$3275$9 [2];
+  assign first_next = \port$3274$9 [1];
+  assign valid_next = \port$3274$9 [0];
+  assign valid_in = \port$3273$9 [0];
+  assign first_in = \port$3273$9 [1];
+  assign last_in = \port$3273$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14799,7 +14750,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2860$0 , \port$2861$0 , \port$2862$0 , \port$2863$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \port$2859$0 , \port$2860$0 , \port$2861$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14842,14 +14793,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2860$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2858$0 ;
+  wire \port$2858$0 ;
+  input \port$2859$0 ;
+  wire \port$2859$0 ;
   input \port$2860$0 ;
   wire \port$2860$0 ;
   input \port$2861$0 ;
   wire \port$2861$0 ;
-  input \port$2862$0 ;
-  wire \port$2862$0 ;
-  input \port$2863$0 ;
-  wire \port$2863$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14865,46 +14816,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2860$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2862$0 ) begin
+    if (\port$2860$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2862$0 ) begin
+    if (\port$2860$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2863$0 ) begin
+    if (\port$2861$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2863$0 ) begin
+    if (\port$2861$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2863$0 ) begin
+    if (\port$2861$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2861$0 ) begin
+    if (\port$2859$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2863$0 , \port$2862$0 , \port$2861$0 , \port$2860$0  };
+  assign en = { \port$2861$0 , \port$2860$0 , \port$2859$0 , \port$2858$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15207,7 +15158,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2855$0 , \port$2856$0 , \port$2857$0 , \port$2858$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854$0 , \port$2855$0 , \port$2856$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15248,14 +15199,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2855$0 , \port$2856
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2853$0 ;
+  wire \port$2853$0 ;
+  input \port$2854$0 ;
+  wire \port$2854$0 ;
   input \port$2855$0 ;
   wire \port$2855$0 ;
   input \port$2856$0 ;
   wire \port$2856$0 ;
-  input \port$2857$0 ;
-  wire \port$2857$0 ;
-  input \port$2858$0 ;
-  wire \port$2858$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15271,47 +15222,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2855$0 , \port$2856
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2857$0 ) begin
+    if (\port$2855$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2857$0 ) begin
+    if (\port$2855$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2858$0 ) begin
+    if (\port$2856$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2858$0 ) begin
+    if (\port$2856$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2858$0 ) begin
+    if (\port$2856$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2856$0 ) begin
+    if (\port$2854$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2858$0 , \port$2857$0 , \port$2856$0 , \port$2855$0  };
+  assign en = { \port$2856$0 , \port$2855$0 , \port$2854$0 , \port$2853$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15669,8 +15620,8 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__addr, a_rd__1__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims
-, passes__valid, passes__payload, flags__a_release, flags__b_use, done, flags__b_used, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
+module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims, passes__valid, passes__payload
+, flags__a_release, flags__b_use, done, flags__b_used, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -15688,47 +15639,46 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire [8:0] \$21 ;
   wire [17:0] \$22 ;
   wire [9:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [6:0] \$25 ;
+  wire [6:0] \$24 ;
+  wire \$25 ;
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire [9:0] \$31 ;
+  wire [9:0] \$30 ;
+  wire \$31 ;
   wire \$32 ;
-  wire \$33 ;
-  wire [9:0] \$34 ;
-  wire \$35 ;
-  wire [9:0] \$36 ;
+  wire [9:0] \$33 ;
+  wire \$34 ;
+  wire [9:0] \$35 ;
+  wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire \$39 ;
+  wire [9:0] \$39 ;
   wire \$4 ;
-  wire [9:0] \$40 ;
-  wire \$41 ;
-  wire [9:0] \$42 ;
-  wire \$43 ;
-  wire [9:0] \$44 ;
+  wire \$40 ;
+  wire [9:0] \$41 ;
+  wire \$42 ;
+  wire [9:0] \$43 ;
+  wire \$44 ;
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
-  wire \$49 ;
+  wire [9:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
-  wire [8:0] \$51 ;
-  wire [16:0] \$52 ;
+  wire [8:0] \$50 ;
+  wire [16:0] \$51 ;
+  reg \$52 ;
   reg \$53 ;
-  reg \$54 ;
-  reg [2:0] \$55 ;
-  reg [7:0] \$56 ;
-  reg [15:0] \$57 ;
-  reg [8:0] \$58 ;
+  reg [2:0] \$54 ;
+  reg [7:0] \$55 ;
+  reg [15:0] \$56 ;
+  reg [8:0] \$57 ;
+  reg \$58 ;
   reg \$59 ;
   wire \$6 ;
-  reg \$60 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -15745,19 +15695,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire [7:0] \a_rd__0__data[6] ;
   wire [7:0] \a_rd__0__data[7] ;
   wire a_rd__0__en;
-  output [8:0] a_rd__1__addr;
-  wire [8:0] a_rd__1__addr;
-  input [63:0] a_rd__1__data;
-  wire [63:0] a_rd__1__data;
-  wire [7:0] \a_rd__1__data[0] ;
-  wire [7:0] \a_rd__1__data[1] ;
-  wire [7:0] \a_rd__1__data[2] ;
-  wire [7:0] \a_rd__1__data[3] ;
-  wire [7:0] \a_rd__1__data[4] ;
-  wire [7:0] \a_rd__1__data[5] ;
-  wire [7:0] \a_rd__1__data[6] ;
-  wire [7:0] \a_rd__1__data[7] ;
-  wire a_rd__1__en;
   reg apar = 1'h0;
   output behind;
   wire behind;
@@ -15885,43 +15822,41 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   input [15:0] run__words;
   wire [15:0] run__words;
   wire [15:0] \run__words$17 ;
-  wire [127:0] shifted;
+  wire [63:0] shifted;
   reg step;
   wire [32:0] w_data;
   (* init = 1'h0 *)
   wire w_en;
-  assign \$37  = \$36  >= k_len;
-  assign \$38  = last_in_panel & k_last;
-  assign \$39  = run__split | \$38 ;
-  assign \$40  = rows - 1'h1;
-  assign \$41  = m_idx == \$40 ;
-  assign \$42  = rows - 1'h1;
-  assign \$43  = m_idx == \$42 ;
-  assign \$44  = kr + 3'h4;
-  assign \$45  = \$44  >= k_len;
-  assign \$46  = ~ apar;
-  assign \$47  = last_in_panel & k_last;
-  assign \$48  = run__split | \$47 ;
-  assign \$49  = ~ bpar;
-  assign \$50  = kr + 3'h4;
-  assign \$51  = m_idx + 1'h1;
-  assign \$52  = row_word + run__words;
+  assign \$38  = run__split | \$37 ;
+  assign \$39  = rows - 1'h1;
+  assign \$40  = m_idx == \$39 ;
+  assign \$41  = rows - 1'h1;
+  assign \$42  = m_idx == \$41 ;
+  assign \$43  = kr + 3'h4;
+  assign \$44  = \$43  >= k_len;
+  assign \$45  = ~ apar;
+  assign \$46  = last_in_panel & k_last;
+  assign \$47  = run__split | \$46 ;
+  assign \$48  = ~ bpar;
+  assign \$49  = kr + 3'h4;
+  assign \$50  = m_idx + 1'h1;
+  assign \$51  = row_word + run__words;
   always @(posedge engine_clk)
-    pending <= \$53 ;
+    pending <= \$52 ;
   always @(posedge engine_clk)
-    meta_last <= \$54 ;
+    meta_last <= \$53 ;
   always @(posedge engine_clk)
-    meta_off <= \$55 ;
+    meta_off <= \$54 ;
   always @(posedge engine_clk)
-    m_idx <= \$56 ;
+    m_idx <= \$55 ;
   always @(posedge engine_clk)
-    row_word <= \$57 ;
+    row_word <= \$56 ;
   always @(posedge engine_clk)
-    kr <= \$58 ;
+    kr <= \$57 ;
   always @(posedge engine_clk)
-    apar <= \$59 ;
+    apar <= \$58 ;
   always @(posedge engine_clk)
-    bpar <= \$60 ;
+    bpar <= \$59 ;
   assign behind = index >= claims;
   assign \$1  = ~ done;
   assign \$2  = run__running & \$1 ;
@@ -15946,20 +15881,21 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign \$20  = \$19  + row_word;
   assign \$22  = \$20  + \$21 ;
   assign \$23  = \$22 [8:0] + 1'h0;
-  assign \$24  = \$22 [8:0] + 1'h1;
-  assign \$25  = meta_off * 4'h8;
-  assign shifted = { a_rd__1__data, a_rd__0__data } >> \$25 ;
-  assign \$26  = ! m_idx;
-  assign \$27  = | kr;
-  assign \$28  = run__cmd[352] | \$27 ;
-  assign \$29  = | kc0;
-  assign \$30  = \$28  | \$29 ;
-  assign \$31  = kr + 3'h4;
-  assign \$32  = \$31  >= k_len;
-  assign \$33  = \$32  & k_last;
-  assign \$34  = rows - 1'h1;
-  assign \$35  = m_idx == \$34 ;
-  assign \$36  = kr + 3'h4;
+  assign \$24  = meta_off * 4'h8;
+  assign shifted = a_rd__0__data >> \$24 ;
+  assign \$25  = ! m_idx;
+  assign \$26  = | kr;
+  assign \$27  = run__cmd[352] | \$26 ;
+  assign \$28  = | kc0;
+  assign \$29  = \$27  | \$28 ;
+  assign \$30  = kr + 3'h4;
+  assign \$31  = \$30  >= k_len;
+  assign \$32  = \$31  & k_last;
+  assign \$33  = rows - 1'h1;
+  assign \$34  = m_idx == \$33 ;
+  assign \$35  = kr + 3'h4;
+  assign \$36  = \$35  >= k_len;
+  assign \$37  = last_in_panel & k_last;
   \accelerator.engine.feeder.feed_walk  feed_walk (
     .done(done),
     .engine_clk(engine_clk),
@@ -15989,7 +15925,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     passes__valid = 1'h0;
     if (issue) begin
-      if (\$26 ) begin
+      if (\$25 ) begin
         passes__valid = 1'h1;
       end
     end
@@ -15998,11 +15934,11 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     passes__payload = 12'h000;
     if (issue) begin
-      if (\$26 ) begin
+      if (\$25 ) begin
         passes__payload[0] = index[0];
         passes__payload[9:1] = rows;
-        passes__payload[10] = \$30 ;
-        passes__payload[11] = \$33 ;
+        passes__payload[10] = \$29 ;
+        passes__payload[11] = \$32 ;
       end
     end
   end
@@ -16010,8 +15946,8 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     step = 1'h0;
     if (issue) begin
-      if (\$35 ) begin
-        if (\$37 ) begin
+      if (\$34 ) begin
+        if (\$36 ) begin
           step = 1'h1;
         end
       end
@@ -16021,8 +15957,8 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__a_release = 2'h0;
     if (issue) begin
-      if (\$35 ) begin
-        if (\$37 ) begin
+      if (\$34 ) begin
+        if (\$36 ) begin
           (* full_case = 32'd1 *)
           casez (apar)
             1'h0:
@@ -16038,9 +15974,9 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__b_use = 2'h0;
     if (issue) begin
-      if (\$35 ) begin
-        if (\$37 ) begin
-          if (\$39 ) begin
+      if (\$34 ) begin
+        if (\$36 ) begin
+          if (\$38 ) begin
             (* full_case = 32'd1 *)
             casez (bpar)
               1'h0:
@@ -16055,121 +15991,121 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$53  = issue;
+    \$52  = issue;
+    if (engine_rst) begin
+      \$52  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$53  = meta_last;
+    if (issue) begin
+      \$53  = \$40 ;
+    end
     if (engine_rst) begin
       \$53  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$54  = meta_last;
+    \$54  = meta_off;
     if (issue) begin
-      \$54  = \$41 ;
+      \$54  = kr[2:0];
     end
     if (engine_rst) begin
-      \$54  = 1'h0;
+      \$54  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$55  = meta_off;
-    if (issue) begin
-      \$55  = kr[2:0];
-    end
-    if (engine_rst) begin
-      \$55  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$56  = m_idx;
+    \$55  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
-        \$56  = 8'h00;
+      if (\$42 ) begin
+        \$55  = 8'h00;
       end else begin
-        \$56  = \$51 [7:0];
+        \$55  = \$50 [7:0];
       end
     end
     if (run__restart) begin
-      \$56  = 8'h00;
+      \$55  = 8'h00;
     end
     if (engine_rst) begin
-      \$56  = 8'h00;
+      \$55  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$57  = row_word;
+    \$56  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
-        \$57  = 16'h0000;
+      if (\$42 ) begin
+        \$56  = 16'h0000;
       end else begin
-        \$57  = \$52 [15:0];
+        \$56  = \$51 [15:0];
       end
     end
     if (run__restart) begin
-      \$57  = 16'h0000;
+      \$56  = 16'h0000;
     end
     if (engine_rst) begin
-      \$57  = 16'h0000;
+      \$56  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$58  = kr;
+    \$57  = kr;
     if (issue) begin
-      if (\$43 ) begin
+      if (\$42 ) begin
         (* full_case = 32'd1 *)
-        if (\$45 ) begin
-          \$58  = 9'h000;
+        if (\$44 ) begin
+          \$57  = 9'h000;
         end else begin
-          \$58  = \$50 [8:0];
+          \$57  = \$49 [8:0];
         end
       end
     end
     if (run__restart) begin
-      \$58  = 9'h000;
+      \$57  = 9'h000;
     end
     if (engine_rst) begin
-      \$58  = 9'h000;
+      \$57  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$59  = apar;
+    \$58  = apar;
     if (issue) begin
-      if (\$43 ) begin
-        if (\$45 ) begin
-          \$59  = \$46 ;
+      if (\$42 ) begin
+        if (\$44 ) begin
+          \$58  = \$45 ;
         end
       end
     end
     if (run__restart) begin
-      \$59  = 1'h0;
+      \$58  = 1'h0;
     end
     if (engine_rst) begin
-      \$59  = 1'h0;
+      \$58  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$60  = bpar;
+    \$59  = bpar;
     if (issue) begin
-      if (\$43 ) begin
-        if (\$45 ) begin
-          if (\$48 ) begin
-            \$60  = \$49 ;
+      if (\$42 ) begin
+        if (\$44 ) begin
+          if (\$47 ) begin
+            \$59  = \$48 ;
           end
         end
       end
     end
     if (run__restart) begin
-      \$60  = 1'h0;
+      \$59  = 1'h0;
     end
     if (engine_rst) begin
-      \$60  = 1'h0;
+      \$59  = 1'h0;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -16187,10 +16123,8 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign operands__ready = r_en;
   assign first_word = \$22 [8:0];
   assign a_rd__0__en = issue;
-  assign a_rd__1__en = issue;
   assign w_en = pending;
   assign a_rd__0__addr = \$23 [8:0];
-  assign a_rd__1__addr = \$24 [8:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -16239,14 +16173,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign \a_rd__0__data[5]  = a_rd__0__data[47:40];
   assign \a_rd__0__data[6]  = a_rd__0__data[55:48];
   assign \a_rd__0__data[7]  = a_rd__0__data[63:56];
-  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
-  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
-  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
-  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
-  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
-  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
-  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
-  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
   assign \passes__payload.half  = passes__payload[0];
   assign \passes__payload.rows  = passes__payload[9:1];
   assign \passes__payload.read_old  = passes__payload[10];
@@ -18802,7 +18728,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3301$354 (run__cmd[398:354])
+    .\port$3299$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19174,7 +19100,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19378,8 +19304,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3301$354 ;
-  wire [44:0] \port$3301$354 ;
+  input [44:0] \port$3299$354 ;
+  wire [44:0] \port$3299$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19454,13 +19380,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3301$354 [36:32];
-  assign lower = \port$3301$354 [0] ? \port$3301$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3299$354 [36:32];
+  assign lower = \port$3299$354 [0] ? \port$3299$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3301$354 [36:32];
+  assign \$11  = ! \port$3299$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19475,8 +19401,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3301$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3301$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3299$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3299$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19491,8 +19417,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3301$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3301$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3299$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3299$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19507,8 +19433,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3301$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3301$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3299$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3299$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19523,8 +19449,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3301$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3301$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3299$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3299$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19850,7 +19776,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3301$354 [31:1];
+      \$125  = \port$3299$354 [31:1];
     end
   end
   always @* begin
@@ -19941,7 +19867,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3301$354 [31:1];
+      \$137  = \port$3299$354 [31:1];
     end
   end
   always @* begin
@@ -20032,7 +19958,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3301$354 [31:1];
+      \$149  = \port$3299$354 [31:1];
     end
   end
   always @* begin
@@ -20123,7 +20049,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3301$354 [31:1];
+      \$161  = \port$3299$354 [31:1];
     end
   end
   always @* begin
@@ -20177,10 +20103,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3301$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3301$354 [36:32];
-  assign relu = \port$3301$354 [0];
-  assign zero_point = \port$3301$354 [44:37];
-  assign multiplier = \port$3301$354 [31:1];
+  assign shift = \port$3299$354 [36:32];
+  assign relu = \port$3299$354 [0];
+  assign zero_point = \port$3299$354 [44:37];
+  assign multiplier = \port$3299$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

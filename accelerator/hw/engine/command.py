@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-from ...model.regmap import COMMAND, ERROR_WIDTH
+from ...model.regmap import COMMAND, DIM_WIDTH, ERROR_WIDTH
 from ..registers import MAX_DIM, ErrorCode
 
 __all__ = ["EngineError", "check_command", "command_layout", "const_mul", "error_priority",
@@ -43,7 +43,11 @@ def const_mul(x, constant: int):
 
 
 def out_row_bytes(requant, n):
-    """Bytes of a row of C: ``n`` int8 with ``MODE.requant``, else ``n`` int32."""
+    """Bytes of a row of C: ``n`` int8 with ``MODE.requant``, else ``n`` int32.
+
+    Of N's DIM_WIDTH bits only: a larger N is refused as TOO_LARGE, which comes before every
+    check that reads this (its bits above were logic no command could observe)."""
+    n = n[:DIM_WIDTH]
     return Mux(requant, n, n << 2)
 
 
