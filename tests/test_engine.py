@@ -112,10 +112,15 @@ def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000, bus_err
         result["cycles"] = ctx.get(eng.cycles)
         result["mac_cycles"] = ctx.get(eng.mac_cycles)
 
+    async def results_taken(ctx):
+        # the core has no back-pressure: a result the accumulator refused would be lost
+        async for _, _, refused in ctx.tick().sample(eng.results_refused):
+            assert not refused, "the array showed a result the accumulator did not take"
+
     sim = Simulator(eng)
     sim.add_clock(1e-6)
     for bench in (accept(eng.rd_cmd, reads), accept(eng.wr_cmd, writes), read_data, write_data,
-                  control):
+                  results_taken, control):
         sim.add_testbench(bench, background=bench is not control)
     sim.run()
     return result

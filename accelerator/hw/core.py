@@ -111,10 +111,15 @@ class SystolicCore(wiring.Component):
         register with a copy per PE and a skid buffer on ``results`` (:meth:`_flow_control`);
         None: everywhere but on an iCE40. The cycles are the same either way as long as
         ``results`` is not held up.
+    backpressure : bool
+        ``results.ready`` may be low when a result is valid. False: the consumer takes every
+        result in the cycle it is valid (the GEMM engine's accumulator, a proved property:
+        ``accel formal``'s ``engine-gemm-fair``), ``results.ready`` is not read, and the core has
+        no enable, skid buffer or result buffer: the array advances every cycle.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
-                 paired_pes: int = 0, pipelined: bool | None = None):
+                 paired_pes: int = 0, pipelined: bool | None = None, backpressure: bool = True):
         # A core refused here was never built: not an elaboratable left unused (Amaranth's
         # warning for one is silenced per object by this flag of its MustUse base).
         if dsp_pes is not None and not dsp_pes >= 0:
@@ -128,6 +133,7 @@ class SystolicCore(wiring.Component):
                              f"number from 0 to dsp_pes = {self._dsp_pes})")
         self._paired_pes = paired_pes
         self._pipelined = pipelined
+        self._backpressure = backpressure
         super().__init__(self._members(config))
 
     def _members(self, config: AcceleratorConfig) -> dict:
@@ -217,6 +223,11 @@ class SystolicCore(wiring.Component):
         # The last column needs no delay, so its flags are already aligned with the output.
         out = Signal(results.payload.shape())
         m.d.comb += [out.c.eq(deskew.o), out.last.eq(column_last)]
+
+        if not self._backpressure:   # every result is taken: the array never stops
+            m.d.comb += [results.payload.eq(out), results.valid.eq(column_valid),
+                         deskew.en.eq((1 << cfg.cols) - 1)]
+            return lambda name, near=None: Const(1)
 
         if not no_reset:             # not pipelined
             en = Signal()
@@ -500,7 +511,8 @@ class SystolicCore(wiring.Component):
             column_valids=[bottom[j].chain_valid_out for j in range(C)],
             control_reset=True,
         )
-        with m.If(self.results.valid & self.results.ready):
+        taken = self.results.ready if self._backpressure else 1
+        with m.If(self.results.valid & taken):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
         # A registered PE's drain is a register of its own, a copy of its column's: one

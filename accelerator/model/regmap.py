@@ -351,7 +351,7 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
      _whole("count", "cycles")),
     ("counters", "STALL_STORE", "ro", ("Cycles the array waited for results to be written "
      "back: it had no operand because the C buffer its chunk needs still holds results not yet "
-     "stored, or it had a result that could not leave. A cycle counts in at most one of "
+     "stored. A cycle counts in at most one of "
      "STALL_LOAD and STALL_STORE. Always 0 on the compact engine (its array never waits for "
      "the writer)."),
      _whole("count", "cycles")),

@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2176$0 (\$14 ),
-    .\port$2177$0 (\$15 ),
-    .\port$3605$41 (burst__payload[41]),
-    .\port$3605$43 (burst__payload[55:43]),
+    .\port$2100$0 (\$14 ),
+    .\port$2101$0 (\$15 ),
+    .\port$3482$41 (burst__payload[41]),
+    .\port$3482$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_rdy, w_level, r_data, r_en, \port$3605$41 , \port$3605$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2100$0 , \port$2101$0 , w_rdy, w_level, r_data, r_en, \port$3482$41 , \port$3482$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2176$0 ;
-  wire \port$2176$0 ;
-  input \port$2177$0 ;
-  wire \port$2177$0 ;
-  input \port$3605$41 ;
-  wire \port$3605$41 ;
-  input [12:0] \port$3605$43 ;
-  wire [12:0] \port$3605$43 ;
+  input \port$2100$0 ;
+  wire \port$2100$0 ;
+  input \port$2101$0 ;
+  wire \port$2101$0 ;
+  input \port$3482$41 ;
+  wire \port$3482$41 ;
+  input [12:0] \port$3482$43 ;
+  wire [12:0] \port$3482$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
+      storage[w_port__addr] <= { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
-  assign w_data = { \port$2177$0 , \port$2176$0 , \port$3605$41 , \port$3605$43  };
+  assign w_port__data = { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
+  assign w_data = { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3787,8 +3787,6 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
   wire [6:0] \$signature__addr ;
   wire [6:0] \$signature__addr$162 ;
   wire [6:0] \$signature__addr$168 ;
@@ -4109,16 +4107,16 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \control__start$15 ;
   output [31:0] counters__cycles;
   wire [31:0] counters__cycles;
-  wire [31:0] \counters__cycles$246 ;
+  wire [31:0] \counters__cycles$247 ;
   output [31:0] counters__mac_cycles;
   wire [31:0] counters__mac_cycles;
-  wire [31:0] \counters__mac_cycles$248 ;
+  wire [31:0] \counters__mac_cycles$249 ;
   output [31:0] counters__stall_load;
   wire [31:0] counters__stall_load;
-  wire [31:0] \counters__stall_load$250 ;
+  wire [31:0] \counters__stall_load$251 ;
   output [31:0] counters__stall_store;
   wire [31:0] counters__stall_store;
-  wire [31:0] \counters__stall_store$252 ;
+  wire [31:0] \counters__stall_store$253 ;
   input dma_busy;
   wire dma_busy;
   wire \dma_busy$3 ;
@@ -4276,6 +4274,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \results__ready$145 ;
   wire results__valid;
   wire \results__valid$147 ;
+  wire results_refused;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$17 ;
   wire [15:0] \run__chunk$18 ;
@@ -7152,18 +7151,17 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   end
   assign c_rd__data = _5_;
   assign \c_rd__data$230  = _6_;
-  assign \$2  = run__running & \$1 ;
-  assign \$3  = ~ operands__valid;
-  assign starved = \$2  & \$3 ;
-  assign \$4  = starved & c_wait;
-  assign \$5  = \$4  & behind;
-  assign \$6  = ~ results__ready;
-  assign \$7  = results__valid & \$6 ;
-  assign waits_store = \$5  | \$7 ;
+  assign \$3  = run__running & \$2 ;
+  assign \$4  = ~ operands__valid;
+  assign starved = \$3  & \$4 ;
+  assign \$5  = starved & c_wait;
+  assign waits_store = \$5  & behind;
   assign mac = operands__valid & operands__ready;
-  assign \$8  = ~ waits_store;
-  assign stall_load = starved & \$8 ;
-  assign \$1  = ~ done;
+  assign \$6  = ~ waits_store;
+  assign stall_load = starved & \$6 ;
+  assign \$1  = ~ results__ready;
+  assign results_refused = results__valid & \$1 ;
+  assign \$2  = ~ done;
   \accelerator.engine.accumulator  accumulator (
     .addr(\$signature__addr$222 ),
     .c_rd__data(c_rd__data),
@@ -7235,8 +7233,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .operands__payload(operands__payload),
     .operands__ready(operands__ready),
     .operands__valid(operands__valid),
-    .results__payload(results__payload),
-    .results__ready(results__ready),
+    .out(results__payload),
     .results__valid(results__valid),
     .units_sync_clk(engine_clk)
   );
@@ -7507,10 +7504,10 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign started = clear;
   assign busy = control__busy;
   assign stall_store = waits_store;
-  assign \counters__cycles$246  = counters__cycles;
-  assign \counters__mac_cycles$248  = counters__mac_cycles;
-  assign \counters__stall_load$250  = counters__stall_load;
-  assign \counters__stall_store$252  = counters__stall_store;
+  assign \counters__cycles$247  = counters__cycles;
+  assign \counters__mac_cycles$249  = counters__mac_cycles;
+  assign \counters__stall_load$251  = counters__stall_load;
+  assign \counters__stall_store$253  = counters__stall_store;
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -7936,7 +7933,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
+module \accelerator.engine.accumulator (engine_rst, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, results__valid, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [10:0] \$1 ;
   wire [32:0] \$10 ;
@@ -9502,405 +9499,298 @@ module \accelerator.engine.control.setup_mul (engine_rst, start, a, b, addend, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, units_sync_clk);
+module \accelerator.engine.core (engine_rst, operands__ready, operands__valid, operands__payload, out, results__valid, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
+  wire [2:0] \$13 ;
+  wire [2:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [3:0] \$17 ;
+  reg [1:0] \$18 ;
+  reg \$19 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire [2:0] \$28 ;
-  wire [2:0] \$29 ;
+  wire [31:0] \$20 ;
+  wire [31:0] \$21 ;
+  reg [2:0] \$22 ;
+  reg \$23 ;
+  reg [2:0] \$24 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire \$32 ;
-  wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire [31:0] \$4 ;
-  wire \$40 ;
-  wire [3:0] \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire [31:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [31:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  reg \$67 ;
-  reg [128:0] \$68 ;
-  reg [1:0] \$69 ;
-  wire [31:0] \$7 ;
-  reg \$70 ;
-  reg [31:0] \$71 ;
-  reg [31:0] \$72 ;
-  reg [2:0] \$73 ;
-  reg \$74 ;
-  reg [2:0] \$75 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
   wire \$8 ;
   wire \$9 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$111 ;
-  wire [7:0] \a_in$124 ;
-  wire [7:0] \a_in$142 ;
-  wire [7:0] \a_in$161 ;
-  wire [7:0] \a_in$180 ;
-  wire [7:0] \a_in$199 ;
-  wire [7:0] \a_in$217 ;
-  wire [7:0] \a_in$236 ;
-  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$114 ;
+  wire [7:0] \a_in$132 ;
+  wire [7:0] \a_in$150 ;
+  wire [7:0] \a_in$168 ;
+  wire [7:0] \a_in$185 ;
+  wire [7:0] \a_in$203 ;
+  wire [7:0] \a_in$221 ;
+  wire [7:0] \a_in$239 ;
+  wire [7:0] \a_in$256 ;
   wire [7:0] \a_in$274 ;
   wire [7:0] \a_in$292 ;
-  wire [7:0] \a_in$311 ;
-  wire [7:0] \a_in$330 ;
+  wire [7:0] \a_in$61 ;
+  wire [7:0] \a_in$73 ;
   wire [7:0] \a_in$85 ;
-  wire [7:0] \a_in$98 ;
+  wire [7:0] \a_in$97 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$100 ;
-  wire [7:0] \a_next$113 ;
-  wire [7:0] \a_next$125 ;
-  wire [7:0] \a_next$144 ;
-  wire [7:0] \a_next$163 ;
-  wire [7:0] \a_next$182 ;
-  wire [7:0] \a_next$200 ;
-  wire [7:0] \a_next$219 ;
-  wire [7:0] \a_next$238 ;
-  wire [7:0] \a_next$257 ;
-  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$116 ;
+  wire [7:0] \a_next$134 ;
+  wire [7:0] \a_next$152 ;
+  wire [7:0] \a_next$169 ;
+  wire [7:0] \a_next$187 ;
+  wire [7:0] \a_next$205 ;
+  wire [7:0] \a_next$223 ;
+  wire [7:0] \a_next$240 ;
+  wire [7:0] \a_next$258 ;
+  wire [7:0] \a_next$276 ;
   wire [7:0] \a_next$294 ;
-  wire [7:0] \a_next$313 ;
-  wire [7:0] \a_next$332 ;
+  wire [7:0] \a_next$63 ;
+  wire [7:0] \a_next$75 ;
   wire [7:0] \a_next$87 ;
+  wire [7:0] \a_next$98 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$112 ;
-  wire [7:0] \a_out$143 ;
-  wire [7:0] \a_out$162 ;
-  wire [7:0] \a_out$181 ;
-  wire [7:0] \a_out$218 ;
-  wire [7:0] \a_out$237 ;
-  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$115 ;
+  wire [7:0] \a_out$133 ;
+  wire [7:0] \a_out$151 ;
+  wire [7:0] \a_out$186 ;
+  wire [7:0] \a_out$204 ;
+  wire [7:0] \a_out$222 ;
+  wire [7:0] \a_out$257 ;
+  wire [7:0] \a_out$275 ;
   wire [7:0] \a_out$293 ;
-  wire [7:0] \a_out$312 ;
-  wire [7:0] \a_out$331 ;
-  wire [7:0] \a_out$99 ;
+  wire [7:0] \a_out$74 ;
+  wire [7:0] \a_out$86 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$102 ;
-  wire [7:0] \b_in$115 ;
-  wire [7:0] \b_in$126 ;
-  wire [7:0] \b_in$145 ;
-  wire [7:0] \b_in$164 ;
-  wire [7:0] \b_in$183 ;
-  wire [7:0] \b_in$201 ;
-  wire [7:0] \b_in$220 ;
-  wire [7:0] \b_in$239 ;
-  wire [7:0] \b_in$258 ;
-  wire [7:0] \b_in$276 ;
+  wire [7:0] \b_in$117 ;
+  wire [7:0] \b_in$135 ;
+  wire [7:0] \b_in$153 ;
+  wire [7:0] \b_in$170 ;
+  wire [7:0] \b_in$188 ;
+  wire [7:0] \b_in$206 ;
+  wire [7:0] \b_in$224 ;
+  wire [7:0] \b_in$241 ;
+  wire [7:0] \b_in$259 ;
+  wire [7:0] \b_in$277 ;
   wire [7:0] \b_in$295 ;
-  wire [7:0] \b_in$314 ;
-  wire [7:0] \b_in$333 ;
+  wire [7:0] \b_in$65 ;
+  wire [7:0] \b_in$77 ;
   wire [7:0] \b_in$89 ;
+  wire [7:0] \b_in$99 ;
   wire [7:0] b_next;
   wire [7:0] \b_next$101 ;
-  wire [7:0] \b_next$114 ;
-  wire [7:0] \b_next$128 ;
-  wire [7:0] \b_next$147 ;
-  wire [7:0] \b_next$166 ;
-  wire [7:0] \b_next$185 ;
-  wire [7:0] \b_next$203 ;
-  wire [7:0] \b_next$222 ;
-  wire [7:0] \b_next$241 ;
-  wire [7:0] \b_next$260 ;
-  wire [7:0] \b_next$278 ;
+  wire [7:0] \b_next$119 ;
+  wire [7:0] \b_next$137 ;
+  wire [7:0] \b_next$155 ;
+  wire [7:0] \b_next$172 ;
+  wire [7:0] \b_next$190 ;
+  wire [7:0] \b_next$208 ;
+  wire [7:0] \b_next$226 ;
+  wire [7:0] \b_next$243 ;
+  wire [7:0] \b_next$261 ;
+  wire [7:0] \b_next$279 ;
   wire [7:0] \b_next$297 ;
-  wire [7:0] \b_next$316 ;
-  wire [7:0] \b_next$335 ;
+  wire [7:0] \b_next$64 ;
+  wire [7:0] \b_next$76 ;
   wire [7:0] \b_next$88 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$146 ;
-  wire [7:0] \b_out$165 ;
-  wire [7:0] \b_out$184 ;
-  wire [7:0] \b_out$202 ;
-  wire [7:0] \b_out$221 ;
-  wire [7:0] \b_out$240 ;
-  wire [7:0] \b_out$259 ;
-  wire [7:0] \b_out$277 ;
+  wire [7:0] \b_out$118 ;
+  wire [7:0] \b_out$136 ;
+  wire [7:0] \b_out$154 ;
+  wire [7:0] \b_out$171 ;
+  wire [7:0] \b_out$189 ;
+  wire [7:0] \b_out$207 ;
+  wire [7:0] \b_out$225 ;
+  wire [7:0] \b_out$242 ;
+  wire [7:0] \b_out$260 ;
+  wire [7:0] \b_out$278 ;
   wire [7:0] \b_out$296 ;
-  wire [7:0] \b_out$315 ;
-  wire [7:0] \b_out$334 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$106 ;
-  wire [31:0] \chain_in$119 ;
-  wire [31:0] \chain_in$129 ;
-  wire [31:0] \chain_in$148 ;
-  wire [31:0] \chain_in$167 ;
-  wire [31:0] \chain_in$186 ;
-  wire [31:0] \chain_in$204 ;
-  wire [31:0] \chain_in$223 ;
-  wire [31:0] \chain_in$242 ;
-  wire [31:0] \chain_in$261 ;
-  wire [31:0] \chain_in$279 ;
+  wire [31:0] \chain_in$102 ;
+  wire [31:0] \chain_in$120 ;
+  wire [31:0] \chain_in$138 ;
+  wire [31:0] \chain_in$156 ;
+  wire [31:0] \chain_in$173 ;
+  wire [31:0] \chain_in$191 ;
+  wire [31:0] \chain_in$209 ;
+  wire [31:0] \chain_in$227 ;
+  wire [31:0] \chain_in$244 ;
+  wire [31:0] \chain_in$262 ;
+  wire [31:0] \chain_in$280 ;
   wire [31:0] \chain_in$298 ;
-  wire [31:0] \chain_in$317 ;
-  wire [31:0] \chain_in$336 ;
+  wire [31:0] \chain_in$69 ;
+  wire [31:0] \chain_in$81 ;
   wire [31:0] \chain_in$93 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$130 ;
-  wire [31:0] \chain_out$149 ;
+  wire [31:0] \chain_out$103 ;
+  wire [31:0] \chain_out$121 ;
+  wire [31:0] \chain_out$139 ;
+  wire [31:0] \chain_out$157 ;
   wire [31:0] \chain_out$16 ;
-  wire [31:0] \chain_out$168 ;
   wire [31:0] \chain_out$17 ;
+  wire [31:0] \chain_out$174 ;
   wire [31:0] \chain_out$18 ;
-  wire [31:0] \chain_out$187 ;
-  wire [31:0] \chain_out$205 ;
-  wire [31:0] \chain_out$224 ;
-  wire [31:0] \chain_out$243 ;
-  wire [31:0] \chain_out$262 ;
-  wire [31:0] \chain_out$280 ;
+  wire [31:0] \chain_out$192 ;
+  wire [31:0] \chain_out$210 ;
+  wire [31:0] \chain_out$228 ;
+  wire [31:0] \chain_out$245 ;
+  wire [31:0] \chain_out$263 ;
+  wire [31:0] \chain_out$281 ;
   wire [31:0] \chain_out$299 ;
-  wire [31:0] \chain_out$318 ;
-  wire [31:0] \chain_out$337 ;
   wire chain_valid_in;
-  wire \chain_valid_in$107 ;
-  wire \chain_valid_in$120 ;
-  wire \chain_valid_in$131 ;
-  wire \chain_valid_in$150 ;
-  wire \chain_valid_in$169 ;
-  wire \chain_valid_in$188 ;
-  wire \chain_valid_in$206 ;
-  wire \chain_valid_in$225 ;
-  wire \chain_valid_in$244 ;
-  wire \chain_valid_in$263 ;
-  wire \chain_valid_in$281 ;
+  wire \chain_valid_in$104 ;
+  wire \chain_valid_in$122 ;
+  wire \chain_valid_in$140 ;
+  wire \chain_valid_in$158 ;
+  wire \chain_valid_in$175 ;
+  wire \chain_valid_in$193 ;
+  wire \chain_valid_in$211 ;
+  wire \chain_valid_in$229 ;
+  wire \chain_valid_in$246 ;
+  wire \chain_valid_in$264 ;
+  wire \chain_valid_in$282 ;
   wire \chain_valid_in$300 ;
-  wire \chain_valid_in$319 ;
-  wire \chain_valid_in$338 ;
+  wire \chain_valid_in$70 ;
+  wire \chain_valid_in$82 ;
   wire \chain_valid_in$94 ;
   wire chain_valid_out;
-  wire \chain_valid_out$132 ;
-  wire \chain_valid_out$151 ;
-  wire \chain_valid_out$170 ;
-  wire \chain_valid_out$189 ;
-  wire \chain_valid_out$207 ;
-  wire \chain_valid_out$226 ;
-  wire \chain_valid_out$245 ;
-  wire \chain_valid_out$264 ;
-  wire \chain_valid_out$282 ;
+  wire \chain_valid_out$105 ;
+  wire \chain_valid_out$123 ;
+  wire \chain_valid_out$141 ;
+  wire \chain_valid_out$159 ;
+  wire \chain_valid_out$176 ;
+  wire \chain_valid_out$194 ;
+  wire \chain_valid_out$212 ;
+  wire \chain_valid_out$230 ;
+  wire \chain_valid_out$247 ;
+  wire \chain_valid_out$265 ;
+  wire \chain_valid_out$283 ;
   wire \chain_valid_out$301 ;
-  wire \chain_valid_out$320 ;
-  wire \chain_valid_out$339 ;
-  wire \chain_valid_out$349 ;
-  wire \chain_valid_out$350 ;
-  wire \chain_valid_out$351 ;
+  wire \chain_valid_out$311 ;
+  wire \chain_valid_out$312 ;
+  wire \chain_valid_out$313 ;
   wire drain;
-  wire \drain$108 ;
-  wire \drain$121 ;
-  wire \drain$139 ;
-  wire \drain$158 ;
-  wire \drain$177 ;
-  wire \drain$196 ;
-  wire \drain$214 ;
-  wire \drain$233 ;
-  wire \drain$252 ;
-  wire \drain$271 ;
-  wire \drain$289 ;
+  wire \drain$112 ;
+  wire \drain$130 ;
+  wire \drain$148 ;
+  wire \drain$166 ;
+  wire \drain$183 ;
+  wire \drain$201 ;
+  wire \drain$219 ;
+  wire \drain$237 ;
+  wire \drain$254 ;
+  wire \drain$272 ;
+  wire \drain$290 ;
   wire \drain$308 ;
-  wire \drain$327 ;
-  wire \drain$346 ;
+  wire \drain$71 ;
+  wire \drain$83 ;
   wire \drain$95 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   wire [3:0] en;
-  reg \en$109  = 1'h1;
-  reg \en$122  = 1'h1;
-  reg \en$140  = 1'h1;
-  reg \en$159  = 1'h1;
-  reg \en$178  = 1'h1;
-  reg \en$197  = 1'h1;
-  reg \en$215  = 1'h1;
-  reg \en$234  = 1'h1;
-  reg \en$253  = 1'h1;
-  reg \en$272  = 1'h1;
-  reg \en$290  = 1'h1;
-  reg \en$309  = 1'h1;
-  reg \en$328  = 1'h1;
-  reg \en$42  = 1'h1;
-  wire [3:0] \en$46 ;
-  wire [3:0] \en$51 ;
-  reg \en$56  = 1'h1;
-  reg \en$66  = 1'h1;
-  reg \en$83  = 1'h1;
-  reg \en$96  = 1'h1;
-  reg en_deskew_0 = 1'h1;
-  reg en_deskew_1 = 1'h1;
-  reg en_deskew_2 = 1'h1;
-  reg en_deskew_3 = 1'h1;
-  reg en_in_a_0 = 1'h1;
-  reg en_in_a_1 = 1'h1;
-  reg en_in_a_2 = 1'h1;
-  reg en_in_a_3 = 1'h1;
-  reg en_in_b_0 = 1'h1;
-  reg en_in_b_1 = 1'h1;
-  reg en_in_b_2 = 1'h1;
-  reg en_in_b_3 = 1'h1;
-  (* init = 1'h1 *)
-  wire en_pe_0_0;
-  (* init = 1'h1 *)
-  wire en_pe_0_1;
-  (* init = 1'h1 *)
-  wire en_pe_0_2;
-  (* init = 1'h1 *)
-  wire en_pe_0_3;
-  (* init = 1'h1 *)
-  wire en_pe_1_0;
-  (* init = 1'h1 *)
-  wire en_pe_1_1;
-  (* init = 1'h1 *)
-  wire en_pe_1_2;
-  (* init = 1'h1 *)
-  wire en_pe_1_3;
-  (* init = 1'h1 *)
-  wire en_pe_2_0;
-  (* init = 1'h1 *)
-  wire en_pe_2_1;
-  (* init = 1'h1 *)
-  wire en_pe_2_2;
-  (* init = 1'h1 *)
-  wire en_pe_2_3;
-  (* init = 1'h1 *)
-  wire en_pe_3_0;
-  (* init = 1'h1 *)
-  wire en_pe_3_1;
-  (* init = 1'h1 *)
-  wire en_pe_3_2;
-  (* init = 1'h1 *)
-  wire en_pe_3_3;
-  reg en_skew_a_0 = 1'h1;
-  reg en_skew_a_1 = 1'h1;
-  reg en_skew_a_2 = 1'h1;
-  reg en_skew_a_3 = 1'h1;
-  reg en_skew_b_0 = 1'h1;
-  reg en_skew_b_1 = 1'h1;
-  reg en_skew_b_2 = 1'h1;
-  reg en_skew_b_3 = 1'h1;
-  (* init = 1'h1 *)
-  wire en_skew_flags;
+  wire \en$113 ;
+  wire \en$131 ;
+  wire \en$149 ;
+  wire \en$167 ;
+  wire \en$184 ;
+  wire \en$202 ;
+  wire \en$220 ;
+  wire \en$238 ;
+  wire \en$255 ;
+  wire \en$273 ;
+  wire \en$291 ;
+  wire [3:0] \en$33 ;
+  wire [3:0] \en$34 ;
+  wire \en$35 ;
+  wire \en$44 ;
+  wire \en$60 ;
+  wire \en$72 ;
+  wire \en$84 ;
+  wire \en$96 ;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$104 ;
-  wire \first_in$117 ;
-  wire \first_in$133 ;
-  wire \first_in$152 ;
-  wire \first_in$171 ;
-  wire \first_in$190 ;
-  wire \first_in$208 ;
-  wire \first_in$227 ;
-  wire \first_in$246 ;
-  wire \first_in$265 ;
-  wire \first_in$283 ;
+  wire \first_in$106 ;
+  wire \first_in$124 ;
+  wire \first_in$142 ;
+  wire \first_in$160 ;
+  wire \first_in$177 ;
+  wire \first_in$195 ;
+  wire \first_in$213 ;
+  wire \first_in$231 ;
+  wire \first_in$248 ;
+  wire \first_in$266 ;
+  wire \first_in$284 ;
   wire \first_in$302 ;
-  wire \first_in$321 ;
-  wire \first_in$340 ;
+  wire \first_in$67 ;
+  wire \first_in$79 ;
   wire \first_in$91 ;
   wire first_out;
-  wire \first_out$153 ;
-  wire \first_out$172 ;
-  wire \first_out$191 ;
-  wire \first_out$209 ;
-  wire \first_out$228 ;
-  wire \first_out$247 ;
-  wire \first_out$266 ;
-  wire \first_out$284 ;
+  wire \first_out$125 ;
+  wire \first_out$143 ;
+  wire \first_out$161 ;
+  wire \first_out$178 ;
+  wire \first_out$196 ;
+  wire \first_out$214 ;
+  wire \first_out$232 ;
+  wire \first_out$249 ;
+  wire \first_out$267 ;
+  wire \first_out$285 ;
   wire \first_out$303 ;
-  wire \first_out$322 ;
-  wire \first_out$341 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
-  wire held;
   wire [127:0] i;
-  wire [31:0] \i$58 ;
-  wire [7:0] \i$58[0] ;
-  wire [7:0] \i$58[1] ;
-  wire [7:0] \i$58[2] ;
-  wire [7:0] \i$58[3] ;
-  reg [31:0] \i$60  = 32'd0;
-  wire [7:0] \i$60[0] ;
-  wire [7:0] \i$60[1] ;
-  wire [7:0] \i$60[2] ;
-  wire [7:0] \i$60[3] ;
-  wire [11:0] \i$62 ;
-  wire [2:0] \i$62[0] ;
-  wire \i$62[0].first ;
-  wire \i$62[0].last ;
-  wire \i$62[0].valid ;
-  wire [2:0] \i$62[1] ;
-  wire \i$62[1].first ;
-  wire \i$62[1].last ;
-  wire \i$62[1].valid ;
-  wire [2:0] \i$62[2] ;
-  wire \i$62[2].first ;
-  wire \i$62[2].last ;
-  wire \i$62[2].valid ;
-  wire [2:0] \i$62[3] ;
-  wire \i$62[3].first ;
-  wire \i$62[3].last ;
-  wire \i$62[3].valid ;
+  wire [31:0] \i$36 ;
+  wire [7:0] \i$36[0] ;
+  wire [7:0] \i$36[1] ;
+  wire [7:0] \i$36[2] ;
+  wire [7:0] \i$36[3] ;
+  reg [31:0] \i$38  = 32'd0;
+  wire [7:0] \i$38[0] ;
+  wire [7:0] \i$38[1] ;
+  wire [7:0] \i$38[2] ;
+  wire [7:0] \i$38[3] ;
+  wire [11:0] \i$40 ;
+  wire [2:0] \i$40[0] ;
+  wire \i$40[0].first ;
+  wire \i$40[0].last ;
+  wire \i$40[0].valid ;
+  wire [2:0] \i$40[1] ;
+  wire \i$40[1].first ;
+  wire \i$40[1].last ;
+  wire \i$40[1].valid ;
+  wire [2:0] \i$40[2] ;
+  wire \i$40[2].first ;
+  wire \i$40[2].last ;
+  wire \i$40[2].valid ;
+  wire [2:0] \i$40[3] ;
+  wire \i$40[3].first ;
+  wire \i$40[3].last ;
+  wire \i$40[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$65 ;
-  wire [7:0] \i_next$65[0] ;
-  wire [7:0] \i_next$65[1] ;
-  wire [7:0] \i_next$65[2] ;
-  wire [7:0] \i_next$65[3] ;
+  wire [31:0] \i_next$43 ;
+  wire [7:0] \i_next$43[0] ;
+  wire [7:0] \i_next$43[1] ;
+  wire [7:0] \i_next$43[2] ;
+  wire [7:0] \i_next$43[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -9921,75 +9811,75 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$105 ;
-  wire \last_in$118 ;
-  wire \last_in$135 ;
-  wire \last_in$154 ;
-  wire \last_in$173 ;
-  wire \last_in$192 ;
-  wire \last_in$210 ;
-  wire \last_in$229 ;
-  wire \last_in$248 ;
-  wire \last_in$267 ;
-  wire \last_in$285 ;
+  wire \last_in$108 ;
+  wire \last_in$126 ;
+  wire \last_in$144 ;
+  wire \last_in$162 ;
+  wire \last_in$179 ;
+  wire \last_in$197 ;
+  wire \last_in$215 ;
+  wire \last_in$233 ;
+  wire \last_in$250 ;
+  wire \last_in$268 ;
+  wire \last_in$286 ;
   wire \last_in$304 ;
-  wire \last_in$323 ;
-  wire \last_in$342 ;
+  wire \last_in$68 ;
+  wire \last_in$80 ;
   wire \last_in$92 ;
   wire last_out;
   wire \last_out$10 ;
+  wire \last_out$109 ;
+  wire \last_out$127 ;
   wire \last_out$13 ;
-  wire \last_out$136 ;
-  wire \last_out$155 ;
-  wire \last_out$174 ;
-  wire \last_out$193 ;
-  wire \last_out$211 ;
-  wire \last_out$230 ;
-  wire \last_out$249 ;
-  wire \last_out$268 ;
-  wire \last_out$286 ;
+  wire \last_out$145 ;
+  wire \last_out$163 ;
+  wire \last_out$180 ;
+  wire \last_out$198 ;
+  wire \last_out$216 ;
+  wire \last_out$234 ;
+  wire \last_out$251 ;
+  wire \last_out$269 ;
+  wire \last_out$287 ;
   wire \last_out$305 ;
-  wire \last_out$324 ;
-  wire \last_out$343 ;
   wire \last_out$7 ;
   wire [127:0] o;
-  wire [31:0] \o$69 ;
-  wire [7:0] \o$69[0] ;
-  wire [7:0] \o$69[1] ;
-  wire [7:0] \o$69[2] ;
-  wire [7:0] \o$69[3] ;
-  wire [31:0] \o$75 ;
-  wire [7:0] \o$75[0] ;
-  wire [7:0] \o$75[1] ;
-  wire [7:0] \o$75[2] ;
-  wire [7:0] \o$75[3] ;
-  wire [11:0] \o$77 ;
-  wire [2:0] \o$77[0] ;
-  wire \o$77[0].first ;
-  wire \o$77[0].last ;
-  wire \o$77[0].valid ;
-  wire [2:0] \o$77[1] ;
-  wire \o$77[1].first ;
-  wire \o$77[1].last ;
-  wire \o$77[1].valid ;
-  wire [2:0] \o$77[2] ;
-  wire \o$77[2].first ;
-  wire \o$77[2].last ;
-  wire \o$77[2].valid ;
-  wire [2:0] \o$77[3] ;
-  wire \o$77[3].first ;
-  wire \o$77[3].last ;
-  wire \o$77[3].valid ;
+  wire [31:0] \o$46 ;
+  wire [7:0] \o$46[0] ;
+  wire [7:0] \o$46[1] ;
+  wire [7:0] \o$46[2] ;
+  wire [7:0] \o$46[3] ;
+  wire [31:0] \o$52 ;
+  wire [7:0] \o$52[0] ;
+  wire [7:0] \o$52[1] ;
+  wire [7:0] \o$52[2] ;
+  wire [7:0] \o$52[3] ;
+  wire [11:0] \o$54 ;
+  wire [2:0] \o$54[0] ;
+  wire \o$54[0].first ;
+  wire \o$54[0].last ;
+  wire \o$54[0].valid ;
+  wire [2:0] \o$54[1] ;
+  wire \o$54[1].first ;
+  wire \o$54[1].last ;
+  wire \o$54[1].valid ;
+  wire [2:0] \o$54[2] ;
+  wire \o$54[2].first ;
+  wire \o$54[2].last ;
+  wire \o$54[2].valid ;
+  wire [2:0] \o$54[3] ;
+  wire \o$54[3].first ;
+  wire \o$54[3].last ;
+  wire \o$54[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$73 ;
-  wire [7:0] \o_next$73[0] ;
-  wire [7:0] \o_next$73[1] ;
-  wire [7:0] \o_next$73[2] ;
-  wire [7:0] \o_next$73[3] ;
+  wire [31:0] \o_next$50 ;
+  wire [7:0] \o_next$50[0] ;
+  wire [7:0] \o_next$50[1] ;
+  wire [7:0] \o_next$50[2] ;
+  wire [7:0] \o_next$50[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10011,6 +9901,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  output [128:0] out;
   wire [128:0] out;
   wire [127:0] \out.c ;
   wire [31:0] \out.c[0] ;
@@ -10020,7 +9911,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \out.last ;
   reg [1:0] out_row = 2'h0;
   reg released = 1'h0;
-  output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
@@ -10028,8 +9918,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire [31:0] \results__payload.c[2] ;
   wire [31:0] \results__payload.c[3] ;
   wire \results__payload.last ;
-  input results__ready;
-  wire results__ready;
   output results__valid;
   wire results__valid;
   reg rst_group_row_0 = 1'h1;
@@ -10054,104 +9942,63 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   reg rst_pe_3_2 = 1'h1;
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
-  reg [128:0] skid = 129'h000000000000000000000000000000000;
-  wire [127:0] \skid.c ;
-  wire [31:0] \skid.c[0] ;
-  wire [31:0] \skid.c[1] ;
-  wire [31:0] \skid.c[2] ;
-  wire [31:0] \skid.c[3] ;
-  wire \skid.last ;
-  reg skid_valid = 1'h0;
-  reg skid_valid_0 = 1'h0;
-  reg skid_valid_1 = 1'h0;
-  reg skid_valid_2 = 1'h0;
-  reg skid_valid_3 = 1'h0;
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$103 ;
-  wire \valid_in$116 ;
-  wire \valid_in$137 ;
-  wire \valid_in$156 ;
-  wire \valid_in$175 ;
-  wire \valid_in$194 ;
-  wire \valid_in$212 ;
-  wire \valid_in$231 ;
-  wire \valid_in$250 ;
-  wire \valid_in$269 ;
-  wire \valid_in$287 ;
+  wire \valid_in$110 ;
+  wire \valid_in$128 ;
+  wire \valid_in$146 ;
+  wire \valid_in$164 ;
+  wire \valid_in$181 ;
+  wire \valid_in$199 ;
+  wire \valid_in$217 ;
+  wire \valid_in$235 ;
+  wire \valid_in$252 ;
+  wire \valid_in$270 ;
+  wire \valid_in$288 ;
   wire \valid_in$306 ;
-  wire \valid_in$325 ;
-  wire \valid_in$344 ;
+  wire \valid_in$66 ;
+  wire \valid_in$78 ;
   wire \valid_in$90 ;
   wire valid_out;
+  wire \valid_out$111 ;
   wire \valid_out$12 ;
-  wire \valid_out$138 ;
-  wire \valid_out$157 ;
-  wire \valid_out$176 ;
-  wire \valid_out$195 ;
-  wire \valid_out$213 ;
-  wire \valid_out$232 ;
-  wire \valid_out$251 ;
-  wire \valid_out$270 ;
-  wire \valid_out$288 ;
+  wire \valid_out$129 ;
+  wire \valid_out$147 ;
+  wire \valid_out$165 ;
+  wire \valid_out$182 ;
+  wire \valid_out$200 ;
+  wire \valid_out$218 ;
+  wire \valid_out$236 ;
+  wire \valid_out$253 ;
+  wire \valid_out$271 ;
+  wire \valid_out$289 ;
   wire \valid_out$307 ;
-  wire \valid_out$326 ;
-  wire \valid_out$345 ;
   wire \valid_out$6 ;
   wire \valid_out$9 ;
-  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$338 , \chain_valid_in$319 , \chain_valid_in$300 , \chain_valid_in$281 , \chain_valid_in$263 , \chain_valid_in$244 , \chain_valid_in$225 , \chain_valid_in$206 , \chain_valid_in$188 , \chain_valid_in$169 , \chain_valid_in$150 , \chain_valid_in$131  };
-  assign busy = \$15  | \$16 ;
-  assign \$17  = ~ skid_valid;
-  assign \$18  = ~ skid_valid_0;
-  assign \$19  = ~ skid_valid_1;
-  assign \$20  = ~ skid_valid_2;
-  assign \$21  = ~ skid_valid_3;
-  assign \$22  = ~ held;
-  assign \$23  = ~ held;
-  assign \$24  = ~ held;
-  assign \$25  = ~ held;
-  assign \$26  = results__valid & results__ready;
-  assign \$27  = out_row == 2'h3;
-  assign \$28  = out_row + 1'h1;
-  assign \$29  = \$27  ? 3'h0 : \$28 ;
-  assign \$30  = ~ held;
-  assign \$31  = ~ held;
-  assign \$32  = ~ held;
-  assign \$33  = ~ held;
-  assign \$34  = ~ held;
-  assign \$35  = ~ held;
-  assign \$36  = ~ held;
-  assign \$37  = ~ held;
-  assign \$38  = ~ held;
-  assign \$39  = accept & operands__payload[64];
-  assign \$40  = gap < 3'h4;
-  assign \$41  = gap + 1'h1;
-  assign \$42  = ~ held;
-  assign \$43  = ~ held;
-  assign \$44  = ~ held;
-  assign \$45  = ~ held;
-  assign \$46  = ~ held;
-  assign \$47  = ~ held;
-  assign \$48  = ~ held;
-  assign \$49  = ~ held;
-  assign \$50  = ~ held;
-  assign \$51  = ~ held;
-  assign \$52  = ~ held;
-  assign \$53  = ~ held;
-  assign \$54  = ~ held;
-  assign \$55  = ~ held;
-  assign \$56  = ~ held;
-  assign \$57  = ~ held;
-  assign \$58  = ~ held;
-  assign \$59  = ~ held;
-  assign \$60  = ~ held;
-  assign \$61  = ~ held;
-  assign \$62  = ~ held;
-  assign \$63  = ~ held;
-  assign \$64  = ~ held;
-  assign \$65  = ~ held;
-  assign \$66  = ~ held;
+  assign drain_0 = valid_out & last_out;
+  assign drain_1 = \valid_out$6  & \last_out$7 ;
+  assign drain_2 = \valid_out$9  & \last_out$10 ;
+  assign drain_3 = \valid_out$12  & \last_out$13 ;
+  assign \$1  = out_row == 2'h3;
+  assign \$2  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$2 ;
+  assign \$3  = ~ hazard;
+  assign operands__ready = \$4  & released;
+  assign accept = operands__valid & operands__ready;
+  assign \$5  = ~ first;
+  assign \$6  = in_flags[0] | \$5 ;
+  assign \$7  = \$6  | results__valid;
+  assign \$8  = | { \valid_in$306 , \valid_in$288 , \valid_in$270 , \valid_in$252 , \valid_in$235 , \valid_in$217 , \valid_in$199 , \valid_in$181 , \valid_in$164 , \valid_in$146 , \valid_in$128 , \valid_in$110 , \o$54 [9], \o$54 [6], \o$54 [3], \o$54 [0] };
+  assign \$9  = \$7  | \$8 ;
+  assign \$10  = | { results__valid, \chain_valid_out$313 , \chain_valid_out$312 , \chain_valid_out$311 , \chain_valid_in$300 , \chain_valid_in$282 , \chain_valid_in$264 , \chain_valid_in$246 , \chain_valid_in$229 , \chain_valid_in$211 , \chain_valid_in$193 , \chain_valid_in$175 , \chain_valid_in$158 , \chain_valid_in$140 , \chain_valid_in$122 , \chain_valid_in$104  };
+  assign busy = \$9  | \$10 ;
+  assign \$12  = out_row == 2'h3;
+  assign \$13  = out_row + 1'h1;
+  assign \$14  = \$12  ? 3'h0 : \$13 ;
+  assign \$15  = accept & operands__payload[64];
+  assign \$16  = gap < 3'h4;
+  assign \$17  = gap + 1'h1;
   always @(posedge units_sync_clk)
     rst_group_row_0 <= engine_rst;
   always @(posedge units_sync_clk)
@@ -10193,796 +10040,592 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge units_sync_clk)
-    skid_valid <= \$67 ;
+    out_row <= \$18 ;
   always @(posedge units_sync_clk)
-    skid <= \$68 ;
+    released <= \$19 ;
   always @(posedge units_sync_clk)
-    skid_valid_0 <= held;
+    in_a <= \$20 ;
   always @(posedge units_sync_clk)
-    skid_valid_1 <= held;
+    \i$38  <= \$21 ;
   always @(posedge units_sync_clk)
-    skid_valid_2 <= held;
+    in_flags <= \$22 ;
   always @(posedge units_sync_clk)
-    skid_valid_3 <= held;
+    first <= \$23 ;
   always @(posedge units_sync_clk)
-    en_deskew_0 <= \$22 ;
-  always @(posedge units_sync_clk)
-    en_deskew_1 <= \$23 ;
-  always @(posedge units_sync_clk)
-    en_deskew_2 <= \$24 ;
-  always @(posedge units_sync_clk)
-    en_deskew_3 <= \$25 ;
-  always @(posedge units_sync_clk)
-    out_row <= \$69 ;
-  always @(posedge units_sync_clk)
-    \en$42  <= \$30 ;
-  always @(posedge units_sync_clk)
-    released <= \$70 ;
-  always @(posedge units_sync_clk)
-    en_in_a_0 <= \$31 ;
-  always @(posedge units_sync_clk)
-    in_a <= \$71 ;
-  always @(posedge units_sync_clk)
-    en_in_a_1 <= \$32 ;
-  always @(posedge units_sync_clk)
-    en_in_a_2 <= \$33 ;
-  always @(posedge units_sync_clk)
-    en_in_a_3 <= \$34 ;
-  always @(posedge units_sync_clk)
-    en_in_b_0 <= \$35 ;
-  always @(posedge units_sync_clk)
-    \i$60  <= \$72 ;
-  always @(posedge units_sync_clk)
-    en_in_b_1 <= \$36 ;
-  always @(posedge units_sync_clk)
-    en_in_b_2 <= \$37 ;
-  always @(posedge units_sync_clk)
-    en_in_b_3 <= \$38 ;
-  always @(posedge units_sync_clk)
-    in_flags <= \$73 ;
-  always @(posedge units_sync_clk)
-    first <= \$74 ;
-  always @(posedge units_sync_clk)
-    gap <= \$75 ;
+    gap <= \$24 ;
   always @(posedge units_sync_clk)
     rst_group_skew_flags <= engine_rst;
   always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
-  always @(posedge units_sync_clk)
-    en_skew_a_0 <= \$42 ;
-  always @(posedge units_sync_clk)
-    en_skew_a_1 <= \$43 ;
-  always @(posedge units_sync_clk)
-    en_skew_a_2 <= \$44 ;
-  always @(posedge units_sync_clk)
-    en_skew_a_3 <= \$45 ;
-  always @(posedge units_sync_clk)
-    en_skew_b_0 <= \$46 ;
-  always @(posedge units_sync_clk)
-    en_skew_b_1 <= \$47 ;
-  always @(posedge units_sync_clk)
-    en_skew_b_2 <= \$48 ;
-  always @(posedge units_sync_clk)
-    en_skew_b_3 <= \$49 ;
-  always @(posedge units_sync_clk)
-    \en$56  <= \$50 ;
-  always @(posedge units_sync_clk)
-    \en$66  <= \$51 ;
-  always @(posedge units_sync_clk)
-    \en$83  <= \$52 ;
-  always @(posedge units_sync_clk)
-    \en$96  <= \$53 ;
-  always @(posedge units_sync_clk)
-    \en$109  <= \$54 ;
-  always @(posedge units_sync_clk)
-    \en$122  <= \$55 ;
-  always @(posedge units_sync_clk)
-    \en$140  <= \$56 ;
-  always @(posedge units_sync_clk)
-    \en$159  <= \$57 ;
-  always @(posedge units_sync_clk)
-    \en$178  <= \$58 ;
-  always @(posedge units_sync_clk)
-    \en$197  <= \$59 ;
-  always @(posedge units_sync_clk)
-    \en$215  <= \$60 ;
-  always @(posedge units_sync_clk)
-    \en$234  <= \$61 ;
-  always @(posedge units_sync_clk)
-    \en$253  <= \$62 ;
-  always @(posedge units_sync_clk)
-    \en$272  <= \$63 ;
-  always @(posedge units_sync_clk)
-    \en$290  <= \$64 ;
-  always @(posedge units_sync_clk)
-    \en$309  <= \$65 ;
-  always @(posedge units_sync_clk)
-    \en$328  <= \$66 ;
-  assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$6  & \last_out$7 ;
-  assign drain_2 = \valid_out$9  & \last_out$10 ;
-  assign drain_3 = \valid_out$12  & \last_out$13 ;
-  assign \$1  = out_row == 2'h3;
-  assign results__valid = skid_valid | chain_valid_out;
-  assign \$2  = skid_valid ? skid[128] : out[128];
-  assign \$3  = ~ results__ready;
-  assign held = results__valid & \$3 ;
-  assign \$4  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$5  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$6  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$7  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$8  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$8 ;
-  assign \$9  = ~ hazard;
-  assign \$10  = \en$42  & \$9 ;
-  assign operands__ready = \$10  & released;
-  assign accept = operands__valid & operands__ready;
-  assign \$11  = ~ first;
-  assign \$12  = in_flags[0] | \$11 ;
-  assign \$13  = \$12  | results__valid;
-  assign \$14  = | { \valid_in$344 , \valid_in$325 , \valid_in$306 , \valid_in$287 , \valid_in$269 , \valid_in$250 , \valid_in$231 , \valid_in$212 , \valid_in$194 , \valid_in$175 , \valid_in$156 , \valid_in$137 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
-  assign \$15  = \$13  | \$14 ;
   \accelerator.engine.core.deskew  deskew (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
     .i(i),
-    .o(o),
-    .\port$2700$0 (en_deskew_0),
-    .\port$2701$0 (en_deskew_1),
-    .\port$2702$0 (en_deskew_2),
-    .\port$2703$0 (en_deskew_3)
+    .o(o)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$69 [7:0]),
+    .a_in(\o$46 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$85 ),
-    .b_in(\o$75 [7:0]),
-    .b_next(\o_next$73 [7:0]),
-    .b_out(\b_in$126 ),
-    .chain_out(\chain_in$129 ),
-    .chain_valid_out(\chain_valid_in$131 ),
+    .a_out(\a_in$61 ),
+    .b_in(\o$52 [7:0]),
+    .b_next(\o_next$50 [7:0]),
+    .b_out(\b_in$99 ),
+    .chain_out(\chain_in$102 ),
+    .chain_valid_out(\chain_valid_in$104 ),
     .drain(drain_0),
-    .en(\en$66 ),
-    .first_out(\first_in$133 ),
-    .last_out(\last_in$135 ),
-    .\port$3116$0 (\o$77 [2:0]),
+    .first_out(\first_in$106 ),
+    .last_out(\last_in$108 ),
+    .\port$2993$0 (\o$54 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$137 )
+    .valid_out(\valid_in$110 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$85 ),
-    .a_next(\o$69 [7:0]),
-    .a_out(\a_in$98 ),
-    .b_in(\o$75 [15:8]),
-    .b_next(\o_next$73 [15:8]),
-    .b_out(\b_in$145 ),
-    .chain_out(\chain_in$148 ),
-    .chain_valid_out(\chain_valid_in$150 ),
+    .a_in(\a_in$61 ),
+    .a_next(\o$46 [7:0]),
+    .a_out(\a_in$73 ),
+    .b_in(\o$52 [15:8]),
+    .b_next(\o_next$50 [15:8]),
+    .b_out(\b_in$117 ),
+    .chain_out(\chain_in$120 ),
+    .chain_valid_out(\chain_valid_in$122 ),
     .drain(drain_1),
-    .en(\en$83 ),
-    .first_out(\first_in$152 ),
-    .last_out(\last_in$154 ),
-    .\port$3116$3 (\o$77 [5:3]),
+    .first_out(\first_in$124 ),
+    .last_out(\last_in$126 ),
+    .\port$2993$3 (\o$54 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$156 )
+    .valid_out(\valid_in$128 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$98 ),
-    .a_next(\a_in$85 ),
-    .a_out(\a_in$111 ),
-    .b_in(\o$75 [23:16]),
-    .b_next(\o_next$73 [23:16]),
-    .b_out(\b_in$164 ),
-    .chain_out(\chain_in$167 ),
-    .chain_valid_out(\chain_valid_in$169 ),
+    .a_in(\a_in$73 ),
+    .a_next(\a_in$61 ),
+    .a_out(\a_in$85 ),
+    .b_in(\o$52 [23:16]),
+    .b_next(\o_next$50 [23:16]),
+    .b_out(\b_in$135 ),
+    .chain_out(\chain_in$138 ),
+    .chain_valid_out(\chain_valid_in$140 ),
     .drain(drain_2),
-    .en(\en$96 ),
-    .first_out(\first_in$171 ),
-    .last_out(\last_in$173 ),
-    .\port$3116$6 (\o$77 [8:6]),
+    .first_out(\first_in$142 ),
+    .last_out(\last_in$144 ),
+    .\port$2993$6 (\o$54 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$175 )
+    .valid_out(\valid_in$146 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$111 ),
-    .a_next(\a_in$98 ),
-    .b_in(\o$75 [31:24]),
-    .b_next(\o_next$73 [31:24]),
-    .b_out(\b_in$183 ),
-    .chain_out(\chain_in$186 ),
-    .chain_valid_out(\chain_valid_in$188 ),
+    .a_in(\a_in$85 ),
+    .a_next(\a_in$73 ),
+    .b_in(\o$52 [31:24]),
+    .b_next(\o_next$50 [31:24]),
+    .b_out(\b_in$153 ),
+    .chain_out(\chain_in$156 ),
+    .chain_valid_out(\chain_valid_in$158 ),
     .drain(drain_3),
-    .en(\en$109 ),
-    .first_out(\first_in$190 ),
-    .last_out(\last_in$192 ),
-    .\port$3116$9 (\o$77 [11:9]),
+    .first_out(\first_in$160 ),
+    .last_out(\last_in$162 ),
+    .\port$2993$9 (\o$54 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$194 )
+    .valid_out(\valid_in$164 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$69 [15:8]),
+    .a_in(\o$46 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$142 ),
-    .b_in(\b_in$126 ),
-    .b_next(\o$75 [7:0]),
-    .b_out(\b_in$201 ),
-    .chain_in(\chain_in$129 ),
-    .chain_out(\chain_in$204 ),
-    .chain_valid_in(\chain_valid_in$131 ),
-    .chain_valid_out(\chain_valid_in$206 ),
+    .a_out(\a_in$114 ),
+    .b_in(\b_in$99 ),
+    .b_next(\o$52 [7:0]),
+    .b_out(\b_in$170 ),
+    .chain_in(\chain_in$102 ),
+    .chain_out(\chain_in$173 ),
+    .chain_valid_in(\chain_valid_in$104 ),
+    .chain_valid_out(\chain_valid_in$175 ),
     .drain(drain_0),
-    .en(\en$122 ),
-    .first_in(\first_in$133 ),
-    .first_out(\first_in$208 ),
-    .last_in(\last_in$135 ),
-    .last_out(\last_in$210 ),
+    .first_in(\first_in$106 ),
+    .first_out(\first_in$177 ),
+    .last_in(\last_in$108 ),
+    .last_out(\last_in$179 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$137 ),
-    .valid_out(\valid_in$212 )
+    .valid_in(\valid_in$110 ),
+    .valid_out(\valid_in$181 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$142 ),
-    .a_next(\o$69 [15:8]),
-    .a_out(\a_in$161 ),
-    .b_in(\b_in$145 ),
-    .b_next(\o$75 [15:8]),
-    .b_out(\b_in$220 ),
-    .chain_in(\chain_in$148 ),
-    .chain_out(\chain_in$223 ),
-    .chain_valid_in(\chain_valid_in$150 ),
-    .chain_valid_out(\chain_valid_in$225 ),
+    .a_in(\a_in$114 ),
+    .a_next(\o$46 [15:8]),
+    .a_out(\a_in$132 ),
+    .b_in(\b_in$117 ),
+    .b_next(\o$52 [15:8]),
+    .b_out(\b_in$188 ),
+    .chain_in(\chain_in$120 ),
+    .chain_out(\chain_in$191 ),
+    .chain_valid_in(\chain_valid_in$122 ),
+    .chain_valid_out(\chain_valid_in$193 ),
     .drain(drain_1),
-    .en(\en$140 ),
-    .first_in(\first_in$152 ),
-    .first_out(\first_in$227 ),
-    .last_in(\last_in$154 ),
-    .last_out(\last_in$229 ),
+    .first_in(\first_in$124 ),
+    .first_out(\first_in$195 ),
+    .last_in(\last_in$126 ),
+    .last_out(\last_in$197 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$156 ),
-    .valid_out(\valid_in$231 )
+    .valid_in(\valid_in$128 ),
+    .valid_out(\valid_in$199 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$161 ),
-    .a_next(\a_in$142 ),
-    .a_out(\a_in$180 ),
-    .b_in(\b_in$164 ),
-    .b_next(\o$75 [23:16]),
-    .b_out(\b_in$239 ),
-    .chain_in(\chain_in$167 ),
-    .chain_out(\chain_in$242 ),
-    .chain_valid_in(\chain_valid_in$169 ),
-    .chain_valid_out(\chain_valid_in$244 ),
+    .a_in(\a_in$132 ),
+    .a_next(\a_in$114 ),
+    .a_out(\a_in$150 ),
+    .b_in(\b_in$135 ),
+    .b_next(\o$52 [23:16]),
+    .b_out(\b_in$206 ),
+    .chain_in(\chain_in$138 ),
+    .chain_out(\chain_in$209 ),
+    .chain_valid_in(\chain_valid_in$140 ),
+    .chain_valid_out(\chain_valid_in$211 ),
     .drain(drain_2),
-    .en(\en$159 ),
-    .first_in(\first_in$171 ),
-    .first_out(\first_in$246 ),
-    .last_in(\last_in$173 ),
-    .last_out(\last_in$248 ),
+    .first_in(\first_in$142 ),
+    .first_out(\first_in$213 ),
+    .last_in(\last_in$144 ),
+    .last_out(\last_in$215 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$175 ),
-    .valid_out(\valid_in$250 )
+    .valid_in(\valid_in$146 ),
+    .valid_out(\valid_in$217 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$180 ),
-    .a_next(\a_in$161 ),
-    .b_in(\b_in$183 ),
-    .b_next(\o$75 [31:24]),
-    .b_out(\b_in$258 ),
-    .chain_in(\chain_in$186 ),
-    .chain_out(\chain_in$261 ),
-    .chain_valid_in(\chain_valid_in$188 ),
-    .chain_valid_out(\chain_valid_in$263 ),
+    .a_in(\a_in$150 ),
+    .a_next(\a_in$132 ),
+    .b_in(\b_in$153 ),
+    .b_next(\o$52 [31:24]),
+    .b_out(\b_in$224 ),
+    .chain_in(\chain_in$156 ),
+    .chain_out(\chain_in$227 ),
+    .chain_valid_in(\chain_valid_in$158 ),
+    .chain_valid_out(\chain_valid_in$229 ),
     .drain(drain_3),
-    .en(\en$178 ),
-    .first_in(\first_in$190 ),
-    .first_out(\first_in$265 ),
-    .last_in(\last_in$192 ),
-    .last_out(\last_in$267 ),
+    .first_in(\first_in$160 ),
+    .first_out(\first_in$231 ),
+    .last_in(\last_in$162 ),
+    .last_out(\last_in$233 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$194 ),
-    .valid_out(\valid_in$269 )
+    .valid_in(\valid_in$164 ),
+    .valid_out(\valid_in$235 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$69 [23:16]),
+    .a_in(\o$46 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$217 ),
-    .b_in(\b_in$201 ),
-    .b_next(\b_in$126 ),
-    .b_out(\b_in$276 ),
-    .chain_in(\chain_in$204 ),
-    .chain_out(\chain_in$279 ),
-    .chain_valid_in(\chain_valid_in$206 ),
-    .chain_valid_out(\chain_valid_in$281 ),
+    .a_out(\a_in$185 ),
+    .b_in(\b_in$170 ),
+    .b_next(\b_in$99 ),
+    .b_out(\b_in$241 ),
+    .chain_in(\chain_in$173 ),
+    .chain_out(\chain_in$244 ),
+    .chain_valid_in(\chain_valid_in$175 ),
+    .chain_valid_out(\chain_valid_in$246 ),
     .drain(drain_0),
-    .en(\en$197 ),
-    .first_in(\first_in$208 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$210 ),
-    .last_out(\last_in$285 ),
+    .first_in(\first_in$177 ),
+    .first_out(\first_in$248 ),
+    .last_in(\last_in$179 ),
+    .last_out(\last_in$250 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$212 ),
-    .valid_out(\valid_in$287 )
+    .valid_in(\valid_in$181 ),
+    .valid_out(\valid_in$252 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$217 ),
-    .a_next(\o$69 [23:16]),
-    .a_out(\a_in$236 ),
-    .b_in(\b_in$220 ),
-    .b_next(\b_in$145 ),
-    .b_out(\b_in$295 ),
-    .chain_in(\chain_in$223 ),
-    .chain_out(\chain_in$298 ),
-    .chain_valid_in(\chain_valid_in$225 ),
-    .chain_valid_out(\chain_valid_in$300 ),
+    .a_in(\a_in$185 ),
+    .a_next(\o$46 [23:16]),
+    .a_out(\a_in$203 ),
+    .b_in(\b_in$188 ),
+    .b_next(\b_in$117 ),
+    .b_out(\b_in$259 ),
+    .chain_in(\chain_in$191 ),
+    .chain_out(\chain_in$262 ),
+    .chain_valid_in(\chain_valid_in$193 ),
+    .chain_valid_out(\chain_valid_in$264 ),
     .drain(drain_1),
-    .en(\en$215 ),
-    .first_in(\first_in$227 ),
-    .first_out(\first_in$302 ),
-    .last_in(\last_in$229 ),
-    .last_out(\last_in$304 ),
+    .first_in(\first_in$195 ),
+    .first_out(\first_in$266 ),
+    .last_in(\last_in$197 ),
+    .last_out(\last_in$268 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$231 ),
-    .valid_out(\valid_in$306 )
+    .valid_in(\valid_in$199 ),
+    .valid_out(\valid_in$270 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$236 ),
-    .a_next(\a_in$217 ),
-    .a_out(\a_in$255 ),
-    .b_in(\b_in$239 ),
-    .b_next(\b_in$164 ),
-    .b_out(\b_in$314 ),
-    .chain_in(\chain_in$242 ),
-    .chain_out(\chain_in$317 ),
-    .chain_valid_in(\chain_valid_in$244 ),
-    .chain_valid_out(\chain_valid_in$319 ),
+    .a_in(\a_in$203 ),
+    .a_next(\a_in$185 ),
+    .a_out(\a_in$221 ),
+    .b_in(\b_in$206 ),
+    .b_next(\b_in$135 ),
+    .b_out(\b_in$277 ),
+    .chain_in(\chain_in$209 ),
+    .chain_out(\chain_in$280 ),
+    .chain_valid_in(\chain_valid_in$211 ),
+    .chain_valid_out(\chain_valid_in$282 ),
     .drain(drain_2),
-    .en(\en$234 ),
-    .first_in(\first_in$246 ),
-    .first_out(\first_in$321 ),
-    .last_in(\last_in$248 ),
-    .last_out(\last_in$323 ),
+    .first_in(\first_in$213 ),
+    .first_out(\first_in$284 ),
+    .last_in(\last_in$215 ),
+    .last_out(\last_in$286 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$250 ),
-    .valid_out(\valid_in$325 )
+    .valid_in(\valid_in$217 ),
+    .valid_out(\valid_in$288 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$255 ),
-    .a_next(\a_in$236 ),
-    .b_in(\b_in$258 ),
-    .b_next(\b_in$183 ),
-    .b_out(\b_in$333 ),
-    .chain_in(\chain_in$261 ),
-    .chain_out(\chain_in$336 ),
-    .chain_valid_in(\chain_valid_in$263 ),
-    .chain_valid_out(\chain_valid_in$338 ),
+    .a_in(\a_in$221 ),
+    .a_next(\a_in$203 ),
+    .b_in(\b_in$224 ),
+    .b_next(\b_in$153 ),
+    .b_out(\b_in$295 ),
+    .chain_in(\chain_in$227 ),
+    .chain_out(\chain_in$298 ),
+    .chain_valid_in(\chain_valid_in$229 ),
+    .chain_valid_out(\chain_valid_in$300 ),
     .drain(drain_3),
-    .en(\en$253 ),
-    .first_in(\first_in$265 ),
-    .first_out(\first_in$340 ),
-    .last_in(\last_in$267 ),
-    .last_out(\last_in$342 ),
+    .first_in(\first_in$231 ),
+    .first_out(\first_in$302 ),
+    .last_in(\last_in$233 ),
+    .last_out(\last_in$304 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$269 ),
-    .valid_out(\valid_in$344 )
+    .valid_in(\valid_in$235 ),
+    .valid_out(\valid_in$306 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$69 [31:24]),
+    .a_in(\o$46 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$292 ),
-    .b_in(\b_in$276 ),
-    .b_next(\b_in$201 ),
-    .chain_in(\chain_in$279 ),
+    .a_out(\a_in$256 ),
+    .b_in(\b_in$241 ),
+    .b_next(\b_in$170 ),
+    .chain_in(\chain_in$244 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$281 ),
-    .chain_valid_out(\chain_valid_out$349 ),
+    .chain_valid_in(\chain_valid_in$246 ),
+    .chain_valid_out(\chain_valid_out$311 ),
     .drain(drain_0),
-    .en(\en$272 ),
-    .first_in(\first_in$283 ),
-    .last_in(\last_in$285 ),
+    .first_in(\first_in$248 ),
+    .last_in(\last_in$250 ),
     .last_out(last_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$287 ),
+    .valid_in(\valid_in$252 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$292 ),
-    .a_next(\o$69 [31:24]),
-    .a_out(\a_in$311 ),
-    .b_in(\b_in$295 ),
-    .b_next(\b_in$220 ),
-    .chain_in(\chain_in$298 ),
+    .a_in(\a_in$256 ),
+    .a_next(\o$46 [31:24]),
+    .a_out(\a_in$274 ),
+    .b_in(\b_in$259 ),
+    .b_next(\b_in$188 ),
+    .chain_in(\chain_in$262 ),
     .chain_out(\chain_out$16 ),
-    .chain_valid_in(\chain_valid_in$300 ),
-    .chain_valid_out(\chain_valid_out$350 ),
+    .chain_valid_in(\chain_valid_in$264 ),
+    .chain_valid_out(\chain_valid_out$312 ),
     .drain(drain_1),
-    .en(\en$290 ),
-    .first_in(\first_in$302 ),
-    .last_in(\last_in$304 ),
+    .first_in(\first_in$266 ),
+    .last_in(\last_in$268 ),
     .last_out(\last_out$7 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$306 ),
+    .valid_in(\valid_in$270 ),
     .valid_out(\valid_out$6 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$311 ),
-    .a_next(\a_in$292 ),
-    .a_out(\a_in$330 ),
-    .b_in(\b_in$314 ),
-    .b_next(\b_in$239 ),
-    .chain_in(\chain_in$317 ),
+    .a_in(\a_in$274 ),
+    .a_next(\a_in$256 ),
+    .a_out(\a_in$292 ),
+    .b_in(\b_in$277 ),
+    .b_next(\b_in$206 ),
+    .chain_in(\chain_in$280 ),
     .chain_out(\chain_out$17 ),
-    .chain_valid_in(\chain_valid_in$319 ),
-    .chain_valid_out(\chain_valid_out$351 ),
+    .chain_valid_in(\chain_valid_in$282 ),
+    .chain_valid_out(\chain_valid_out$313 ),
     .drain(drain_2),
-    .en(\en$309 ),
-    .first_in(\first_in$321 ),
-    .last_in(\last_in$323 ),
+    .first_in(\first_in$284 ),
+    .last_in(\last_in$286 ),
     .last_out(\last_out$10 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$325 ),
+    .valid_in(\valid_in$288 ),
     .valid_out(\valid_out$9 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$330 ),
-    .a_next(\a_in$311 ),
-    .b_in(\b_in$333 ),
-    .b_next(\b_in$258 ),
-    .chain_in(\chain_in$336 ),
+    .a_in(\a_in$292 ),
+    .a_next(\a_in$274 ),
+    .b_in(\b_in$295 ),
+    .b_next(\b_in$224 ),
+    .chain_in(\chain_in$298 ),
     .chain_out(\chain_out$18 ),
-    .chain_valid_in(\chain_valid_in$338 ),
-    .chain_valid_out(chain_valid_out),
+    .chain_valid_in(\chain_valid_in$300 ),
+    .chain_valid_out(results__valid),
     .drain(drain_3),
-    .en(\en$328 ),
-    .first_in(\first_in$340 ),
-    .last_in(\last_in$342 ),
+    .first_in(\first_in$302 ),
+    .last_in(\last_in$304 ),
     .last_out(\last_out$13 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$344 ),
+    .valid_in(\valid_in$306 ),
     .valid_out(\valid_out$12 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$58 ),
+    .i(\i$36 ),
     .i_next(i_next),
-    .o(\o$69 ),
-    .o_next(o_next),
-    .\port$2729$0 (en_skew_a_0),
-    .\port$2730$0 (en_skew_a_1),
-    .\port$2731$0 (en_skew_a_2),
-    .\port$2732$0 (en_skew_a_3)
+    .o(\o$46 ),
+    .o_next(o_next)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$60 ),
+    .i(\i$38 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$75 ),
-    .o_next(\o_next$73 ),
-    .\port$2733$0 (en_skew_b_0),
-    .\port$2734$0 (en_skew_b_1),
-    .\port$2735$0 (en_skew_b_2),
-    .\port$2736$0 (en_skew_b_3)
+    .o(\o$52 ),
+    .o_next(\o_next$50 )
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(\en$56 ),
-    .i(\i$62 ),
-    .o(\o$77 ),
+    .i(\i$40 ),
+    .o(\o$54 ),
     .rst_skew_flags(rst_skew_flags),
     .units_sync_clk(units_sync_clk)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$67  = held;
-    if (engine_rst) begin
-      \$67  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$68  = skid;
-    if (\$17 ) begin
-      \$68 [128] = out[128];
-    end
-    if (\$18 ) begin
-      \$68 [31:0] = out[31:0];
-    end
-    if (\$19 ) begin
-      \$68 [63:32] = out[63:32];
-    end
-    if (\$20 ) begin
-      \$68 [95:64] = out[95:64];
-    end
-    if (\$21 ) begin
-      \$68 [127:96] = out[127:96];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$69  = out_row;
-    if (\$26 ) begin
-      \$69  = \$29 [1:0];
+    \$18  = out_row;
+    if (\$11 ) begin
+      \$18  = \$14 [1:0];
     end
     if (engine_rst) begin
-      \$69  = 2'h0;
+      \$18  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$70  = 1'h1;
+    \$19  = 1'h1;
     if (engine_rst) begin
-      \$70  = 1'h0;
+      \$19  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$71  = in_a;
-    if (en_in_a_0) begin
-      \$71 [7:0] = operands__payload[7:0];
-    end
-    if (en_in_a_1) begin
-      \$71 [15:8] = operands__payload[15:8];
-    end
-    if (en_in_a_2) begin
-      \$71 [23:16] = operands__payload[23:16];
-    end
-    if (en_in_a_3) begin
-      \$71 [31:24] = operands__payload[31:24];
+    \$22 [0] = accept;
+    \$22 [1] = first;
+    \$22 [2] = operands__payload[64];
+    if (engine_rst) begin
+      \$22  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$72  = \i$60 ;
-    if (en_in_b_0) begin
-      \$72 [7:0] = operands__payload[39:32];
-    end
-    if (en_in_b_1) begin
-      \$72 [15:8] = operands__payload[47:40];
-    end
-    if (en_in_b_2) begin
-      \$72 [23:16] = operands__payload[55:48];
-    end
-    if (en_in_b_3) begin
-      \$72 [31:24] = operands__payload[63:56];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$73  = in_flags;
-    if (\en$42 ) begin
-      \$73 [0] = accept;
-      \$73 [1] = first;
-      \$73 [2] = operands__payload[64];
+    \$23  = first;
+    if (accept) begin
+      \$23  = operands__payload[64];
     end
     if (engine_rst) begin
-      \$73  = 3'h0;
+      \$23  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$74  = first;
-    if (\en$42 ) begin
-      if (accept) begin
-        \$74  = operands__payload[64];
-      end
+    \$24  = gap;
+    if (\$15 ) begin
+      \$24  = 3'h0;
+    end else if (\$16 ) begin
+      \$24  = \$17 [2:0];
     end
     if (engine_rst) begin
-      \$74  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$75  = gap;
-    if (\en$42 ) begin
-      if (\$39 ) begin
-        \$75  = 3'h0;
-      end else if (\$40 ) begin
-        \$75  = \$41 [2:0];
-      end
-    end
-    if (engine_rst) begin
-      \$75  = 3'h4;
+      \$24  = 3'h4;
     end
   end
   assign engine_clk = units_sync_clk;
-  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$51  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign en_skew_flags = \en$56 ;
-  assign in_b = \i$60 ;
-  assign \i_next$65  = operands__payload[63:32];
-  assign en_pe_0_0 = \en$66 ;
-  assign a_in = \o$69 [7:0];
+  assign results__payload = out;
+  assign chain_valid_out = results__valid;
+  assign en = 4'hf;
+  assign \en$33  = 4'hf;
+  assign \en$34  = 4'hf;
+  assign \en$35  = 1'h1;
+  assign in_b = \i$38 ;
+  assign \i_next$43  = operands__payload[63:32];
+  assign \en$44  = 1'h1;
+  assign a_in = \o$46 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$73 [7:0];
-  assign b_in = \o$75 [7:0];
-  assign valid_in = \o$77 [0];
-  assign first_in = \o$77 [1];
-  assign last_in = \o$77 [2];
+  assign b_next = \o_next$50 [7:0];
+  assign b_in = \o$52 [7:0];
+  assign valid_in = \o$54 [0];
+  assign first_in = \o$54 [1];
+  assign last_in = \o$54 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign en_pe_0_1 = \en$83 ;
-  assign a_out = \a_in$85 ;
-  assign \a_next$87  = \o$69 [7:0];
-  assign \b_next$88  = \o_next$73 [15:8];
-  assign \b_in$89  = \o$75 [15:8];
-  assign \valid_in$90  = \o$77 [3];
-  assign \first_in$91  = \o$77 [4];
-  assign \last_in$92  = \o$77 [5];
+  assign \en$60  = 1'h1;
+  assign a_out = \a_in$61 ;
+  assign \a_next$63  = \o$46 [7:0];
+  assign \b_next$64  = \o_next$50 [15:8];
+  assign \b_in$65  = \o$52 [15:8];
+  assign \valid_in$66  = \o$54 [3];
+  assign \first_in$67  = \o$54 [4];
+  assign \last_in$68  = \o$54 [5];
+  assign \chain_in$69  = 32'd0;
+  assign \chain_valid_in$70  = 1'h0;
+  assign \drain$71  = drain_1;
+  assign \en$72  = 1'h1;
+  assign \a_out$74  = \a_in$73 ;
+  assign \a_next$75  = \a_in$61 ;
+  assign \b_next$76  = \o_next$50 [23:16];
+  assign \b_in$77  = \o$52 [23:16];
+  assign \valid_in$78  = \o$54 [6];
+  assign \first_in$79  = \o$54 [7];
+  assign \last_in$80  = \o$54 [8];
+  assign \chain_in$81  = 32'd0;
+  assign \chain_valid_in$82  = 1'h0;
+  assign \drain$83  = drain_2;
+  assign \en$84  = 1'h1;
+  assign \a_out$86  = \a_in$85 ;
+  assign \a_next$87  = \a_in$73 ;
+  assign \b_next$88  = \o_next$50 [31:24];
+  assign \b_in$89  = \o$52 [31:24];
+  assign \valid_in$90  = \o$54 [9];
+  assign \first_in$91  = \o$54 [10];
+  assign \last_in$92  = \o$54 [11];
   assign \chain_in$93  = 32'd0;
   assign \chain_valid_in$94  = 1'h0;
-  assign \drain$95  = drain_1;
-  assign en_pe_0_2 = \en$96 ;
-  assign \a_out$99  = \a_in$98 ;
-  assign \a_next$100  = \a_in$85 ;
-  assign \b_next$101  = \o_next$73 [23:16];
-  assign \b_in$102  = \o$75 [23:16];
-  assign \valid_in$103  = \o$77 [6];
-  assign \first_in$104  = \o$77 [7];
-  assign \last_in$105  = \o$77 [8];
-  assign \chain_in$106  = 32'd0;
-  assign \chain_valid_in$107  = 1'h0;
-  assign \drain$108  = drain_2;
-  assign en_pe_0_3 = \en$109 ;
-  assign \a_out$112  = \a_in$111 ;
-  assign \a_next$113  = \a_in$98 ;
-  assign \b_next$114  = \o_next$73 [31:24];
-  assign \b_in$115  = \o$75 [31:24];
-  assign \valid_in$116  = \o$77 [9];
-  assign \first_in$117  = \o$77 [10];
-  assign \last_in$118  = \o$77 [11];
-  assign \chain_in$119  = 32'd0;
-  assign \chain_valid_in$120  = 1'h0;
-  assign \drain$121  = drain_3;
-  assign en_pe_1_0 = \en$122 ;
-  assign \a_in$124  = \o$69 [15:8];
-  assign \a_next$125  = o_next[15:8];
-  assign b_out = \b_in$126 ;
-  assign \b_next$128  = \o$75 [7:0];
-  assign \chain_out$130  = \chain_in$129 ;
-  assign \chain_valid_out$132  = \chain_valid_in$131 ;
-  assign first_out = \first_in$133 ;
-  assign \last_out$136  = \last_in$135 ;
-  assign \valid_out$138  = \valid_in$137 ;
-  assign \drain$139  = drain_0;
-  assign en_pe_1_1 = \en$140 ;
-  assign \a_out$143  = \a_in$142 ;
-  assign \a_next$144  = \o$69 [15:8];
-  assign \b_out$146  = \b_in$145 ;
-  assign \b_next$147  = \o$75 [15:8];
-  assign \chain_out$149  = \chain_in$148 ;
-  assign \chain_valid_out$151  = \chain_valid_in$150 ;
-  assign \first_out$153  = \first_in$152 ;
-  assign \last_out$155  = \last_in$154 ;
-  assign \valid_out$157  = \valid_in$156 ;
-  assign \drain$158  = drain_1;
-  assign en_pe_1_2 = \en$159 ;
-  assign \a_out$162  = \a_in$161 ;
-  assign \a_next$163  = \a_in$142 ;
-  assign \b_out$165  = \b_in$164 ;
-  assign \b_next$166  = \o$75 [23:16];
-  assign \chain_out$168  = \chain_in$167 ;
-  assign \chain_valid_out$170  = \chain_valid_in$169 ;
-  assign \first_out$172  = \first_in$171 ;
-  assign \last_out$174  = \last_in$173 ;
-  assign \valid_out$176  = \valid_in$175 ;
-  assign \drain$177  = drain_2;
-  assign en_pe_1_3 = \en$178 ;
-  assign \a_out$181  = \a_in$180 ;
-  assign \a_next$182  = \a_in$161 ;
-  assign \b_out$184  = \b_in$183 ;
-  assign \b_next$185  = \o$75 [31:24];
-  assign \chain_out$187  = \chain_in$186 ;
-  assign \chain_valid_out$189  = \chain_valid_in$188 ;
-  assign \first_out$191  = \first_in$190 ;
-  assign \last_out$193  = \last_in$192 ;
-  assign \valid_out$195  = \valid_in$194 ;
-  assign \drain$196  = drain_3;
-  assign en_pe_2_0 = \en$197 ;
-  assign \a_in$199  = \o$69 [23:16];
-  assign \a_next$200  = o_next[23:16];
-  assign \b_out$202  = \b_in$201 ;
-  assign \b_next$203  = \b_in$126 ;
-  assign \chain_out$205  = \chain_in$204 ;
-  assign \chain_valid_out$207  = \chain_valid_in$206 ;
-  assign \first_out$209  = \first_in$208 ;
-  assign \last_out$211  = \last_in$210 ;
-  assign \valid_out$213  = \valid_in$212 ;
-  assign \drain$214  = drain_0;
-  assign en_pe_2_1 = \en$215 ;
-  assign \a_out$218  = \a_in$217 ;
-  assign \a_next$219  = \o$69 [23:16];
-  assign \b_out$221  = \b_in$220 ;
-  assign \b_next$222  = \b_in$145 ;
-  assign \chain_out$224  = \chain_in$223 ;
-  assign \chain_valid_out$226  = \chain_valid_in$225 ;
-  assign \first_out$228  = \first_in$227 ;
-  assign \last_out$230  = \last_in$229 ;
-  assign \valid_out$232  = \valid_in$231 ;
-  assign \drain$233  = drain_1;
-  assign en_pe_2_2 = \en$234 ;
-  assign \a_out$237  = \a_in$236 ;
-  assign \a_next$238  = \a_in$217 ;
-  assign \b_out$240  = \b_in$239 ;
-  assign \b_next$241  = \b_in$164 ;
-  assign \chain_out$243  = \chain_in$242 ;
-  assign \chain_valid_out$245  = \chain_valid_in$244 ;
-  assign \first_out$247  = \first_in$246 ;
-  assign \last_out$249  = \last_in$248 ;
-  assign \valid_out$251  = \valid_in$250 ;
-  assign \drain$252  = drain_2;
-  assign en_pe_2_3 = \en$253 ;
-  assign \a_out$256  = \a_in$255 ;
-  assign \a_next$257  = \a_in$236 ;
-  assign \b_out$259  = \b_in$258 ;
-  assign \b_next$260  = \b_in$183 ;
-  assign \chain_out$262  = \chain_in$261 ;
-  assign \chain_valid_out$264  = \chain_valid_in$263 ;
-  assign \first_out$266  = \first_in$265 ;
-  assign \last_out$268  = \last_in$267 ;
-  assign \valid_out$270  = \valid_in$269 ;
-  assign \drain$271  = drain_3;
-  assign en_pe_3_0 = \en$272 ;
-  assign \a_in$274  = \o$69 [31:24];
-  assign \a_next$275  = o_next[31:24];
-  assign \b_out$277  = \b_in$276 ;
-  assign \b_next$278  = \b_in$201 ;
-  assign \chain_out$280  = \chain_in$279 ;
-  assign \chain_valid_out$282  = \chain_valid_in$281 ;
-  assign \first_out$284  = \first_in$283 ;
-  assign \last_out$286  = \last_in$285 ;
-  assign \valid_out$288  = \valid_in$287 ;
-  assign \drain$289  = drain_0;
-  assign en_pe_3_1 = \en$290 ;
+  assign \drain$95  = drain_3;
+  assign \en$96  = 1'h1;
+  assign \a_in$97  = \o$46 [15:8];
+  assign \a_next$98  = o_next[15:8];
+  assign b_out = \b_in$99 ;
+  assign \b_next$101  = \o$52 [7:0];
+  assign \chain_out$103  = \chain_in$102 ;
+  assign \chain_valid_out$105  = \chain_valid_in$104 ;
+  assign first_out = \first_in$106 ;
+  assign \last_out$109  = \last_in$108 ;
+  assign \valid_out$111  = \valid_in$110 ;
+  assign \drain$112  = drain_0;
+  assign \en$113  = 1'h1;
+  assign \a_out$115  = \a_in$114 ;
+  assign \a_next$116  = \o$46 [15:8];
+  assign \b_out$118  = \b_in$117 ;
+  assign \b_next$119  = \o$52 [15:8];
+  assign \chain_out$121  = \chain_in$120 ;
+  assign \chain_valid_out$123  = \chain_valid_in$122 ;
+  assign \first_out$125  = \first_in$124 ;
+  assign \last_out$127  = \last_in$126 ;
+  assign \valid_out$129  = \valid_in$128 ;
+  assign \drain$130  = drain_1;
+  assign \en$131  = 1'h1;
+  assign \a_out$133  = \a_in$132 ;
+  assign \a_next$134  = \a_in$114 ;
+  assign \b_out$136  = \b_in$135 ;
+  assign \b_next$137  = \o$52 [23:16];
+  assign \chain_out$139  = \chain_in$138 ;
+  assign \chain_valid_out$141  = \chain_valid_in$140 ;
+  assign \first_out$143  = \first_in$142 ;
+  assign \last_out$145  = \last_in$144 ;
+  assign \valid_out$147  = \valid_in$146 ;
+  assign \drain$148  = drain_2;
+  assign \en$149  = 1'h1;
+  assign \a_out$151  = \a_in$150 ;
+  assign \a_next$152  = \a_in$132 ;
+  assign \b_out$154  = \b_in$153 ;
+  assign \b_next$155  = \o$52 [31:24];
+  assign \chain_out$157  = \chain_in$156 ;
+  assign \chain_valid_out$159  = \chain_valid_in$158 ;
+  assign \first_out$161  = \first_in$160 ;
+  assign \last_out$163  = \last_in$162 ;
+  assign \valid_out$165  = \valid_in$164 ;
+  assign \drain$166  = drain_3;
+  assign \en$167  = 1'h1;
+  assign \a_in$168  = \o$46 [23:16];
+  assign \a_next$169  = o_next[23:16];
+  assign \b_out$171  = \b_in$170 ;
+  assign \b_next$172  = \b_in$99 ;
+  assign \chain_out$174  = \chain_in$173 ;
+  assign \chain_valid_out$176  = \chain_valid_in$175 ;
+  assign \first_out$178  = \first_in$177 ;
+  assign \last_out$180  = \last_in$179 ;
+  assign \valid_out$182  = \valid_in$181 ;
+  assign \drain$183  = drain_0;
+  assign \en$184  = 1'h1;
+  assign \a_out$186  = \a_in$185 ;
+  assign \a_next$187  = \o$46 [23:16];
+  assign \b_out$189  = \b_in$188 ;
+  assign \b_next$190  = \b_in$117 ;
+  assign \chain_out$192  = \chain_in$191 ;
+  assign \chain_valid_out$194  = \chain_valid_in$193 ;
+  assign \first_out$196  = \first_in$195 ;
+  assign \last_out$198  = \last_in$197 ;
+  assign \valid_out$200  = \valid_in$199 ;
+  assign \drain$201  = drain_1;
+  assign \en$202  = 1'h1;
+  assign \a_out$204  = \a_in$203 ;
+  assign \a_next$205  = \a_in$185 ;
+  assign \b_out$207  = \b_in$206 ;
+  assign \b_next$208  = \b_in$135 ;
+  assign \chain_out$210  = \chain_in$209 ;
+  assign \chain_valid_out$212  = \chain_valid_in$211 ;
+  assign \first_out$214  = \first_in$213 ;
+  assign \last_out$216  = \last_in$215 ;
+  assign \valid_out$218  = \valid_in$217 ;
+  assign \drain$219  = drain_2;
+  assign \en$220  = 1'h1;
+  assign \a_out$222  = \a_in$221 ;
+  assign \a_next$223  = \a_in$203 ;
+  assign \b_out$225  = \b_in$224 ;
+  assign \b_next$226  = \b_in$153 ;
+  assign \chain_out$228  = \chain_in$227 ;
+  assign \chain_valid_out$230  = \chain_valid_in$229 ;
+  assign \first_out$232  = \first_in$231 ;
+  assign \last_out$234  = \last_in$233 ;
+  assign \valid_out$236  = \valid_in$235 ;
+  assign \drain$237  = drain_3;
+  assign \en$238  = 1'h1;
+  assign \a_in$239  = \o$46 [31:24];
+  assign \a_next$240  = o_next[31:24];
+  assign \b_out$242  = \b_in$241 ;
+  assign \b_next$243  = \b_in$170 ;
+  assign \chain_out$245  = \chain_in$244 ;
+  assign \chain_valid_out$247  = \chain_valid_in$246 ;
+  assign \first_out$249  = \first_in$248 ;
+  assign \last_out$251  = \last_in$250 ;
+  assign \valid_out$253  = \valid_in$252 ;
+  assign \drain$254  = drain_0;
+  assign \en$255  = 1'h1;
+  assign \a_out$257  = \a_in$256 ;
+  assign \a_next$258  = \o$46 [31:24];
+  assign \b_out$260  = \b_in$259 ;
+  assign \b_next$261  = \b_in$188 ;
+  assign \chain_out$263  = \chain_in$262 ;
+  assign \chain_valid_out$265  = \chain_valid_in$264 ;
+  assign \first_out$267  = \first_in$266 ;
+  assign \last_out$269  = \last_in$268 ;
+  assign \valid_out$271  = \valid_in$270 ;
+  assign \drain$272  = drain_1;
+  assign \en$273  = 1'h1;
+  assign \a_out$275  = \a_in$274 ;
+  assign \a_next$276  = \a_in$256 ;
+  assign \b_out$278  = \b_in$277 ;
+  assign \b_next$279  = \b_in$206 ;
+  assign \chain_out$281  = \chain_in$280 ;
+  assign \chain_valid_out$283  = \chain_valid_in$282 ;
+  assign \first_out$285  = \first_in$284 ;
+  assign \last_out$287  = \last_in$286 ;
+  assign \valid_out$289  = \valid_in$288 ;
+  assign \drain$290  = drain_2;
+  assign \en$291  = 1'h1;
   assign \a_out$293  = \a_in$292 ;
-  assign \a_next$294  = \o$69 [31:24];
+  assign \a_next$294  = \a_in$274 ;
   assign \b_out$296  = \b_in$295 ;
-  assign \b_next$297  = \b_in$220 ;
+  assign \b_next$297  = \b_in$224 ;
   assign \chain_out$299  = \chain_in$298 ;
   assign \chain_valid_out$301  = \chain_valid_in$300 ;
   assign \first_out$303  = \first_in$302 ;
   assign \last_out$305  = \last_in$304 ;
   assign \valid_out$307  = \valid_in$306 ;
-  assign \drain$308  = drain_1;
-  assign en_pe_3_2 = \en$309 ;
-  assign \a_out$312  = \a_in$311 ;
-  assign \a_next$313  = \a_in$292 ;
-  assign \b_out$315  = \b_in$314 ;
-  assign \b_next$316  = \b_in$239 ;
-  assign \chain_out$318  = \chain_in$317 ;
-  assign \chain_valid_out$320  = \chain_valid_in$319 ;
-  assign \first_out$322  = \first_in$321 ;
-  assign \last_out$324  = \last_in$323 ;
-  assign \valid_out$326  = \valid_in$325 ;
-  assign \drain$327  = drain_2;
-  assign en_pe_3_3 = \en$328 ;
-  assign \a_out$331  = \a_in$330 ;
-  assign \a_next$332  = \a_in$311 ;
-  assign \b_out$334  = \b_in$333 ;
-  assign \b_next$335  = \b_in$258 ;
-  assign \chain_out$337  = \chain_in$336 ;
-  assign \chain_valid_out$339  = \chain_valid_in$338 ;
-  assign \first_out$341  = \first_in$340 ;
-  assign \last_out$343  = \last_in$342 ;
-  assign \valid_out$345  = \valid_in$344 ;
-  assign \drain$346  = drain_3;
+  assign \drain$308  = drain_3;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -10997,18 +10640,12 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign \results__payload.c  = out[127:0];
+  assign \results__payload.c[0]  = out[31:0];
+  assign \results__payload.c[1]  = out[63:32];
+  assign \results__payload.c[2]  = out[95:64];
+  assign \results__payload.c[3]  = out[127:96];
+  assign \results__payload.last  = out[128];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -11020,38 +10657,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \i$58[0]  = \i$58 [7:0];
-  assign \i$58[1]  = \i$58 [15:8];
-  assign \i$58[2]  = \i$58 [23:16];
-  assign \i$58[3]  = \i$58 [31:24];
+  assign \i$36[0]  = \i$36 [7:0];
+  assign \i$36[1]  = \i$36 [15:8];
+  assign \i$36[2]  = \i$36 [23:16];
+  assign \i$36[3]  = \i$36 [31:24];
   assign \in_a[0]  = in_a[7:0];
   assign \in_a[1]  = in_a[15:8];
   assign \in_a[2]  = in_a[23:16];
   assign \in_a[3]  = in_a[31:24];
-  assign \i$60[0]  = \i$60 [7:0];
-  assign \i$60[1]  = \i$60 [15:8];
-  assign \i$60[2]  = \i$60 [23:16];
-  assign \i$60[3]  = \i$60 [31:24];
-  assign \in_b[0]  = \i$60 [7:0];
-  assign \in_b[1]  = \i$60 [15:8];
-  assign \in_b[2]  = \i$60 [23:16];
-  assign \in_b[3]  = \i$60 [31:24];
-  assign \i$62[0]  = \i$62 [2:0];
-  assign \i$62[0].valid  = \i$62 [0];
-  assign \i$62[0].first  = \i$62 [1];
-  assign \i$62[0].last  = \i$62 [2];
-  assign \i$62[1]  = \i$62 [5:3];
-  assign \i$62[1].valid  = \i$62 [3];
-  assign \i$62[1].first  = \i$62 [4];
-  assign \i$62[1].last  = \i$62 [5];
-  assign \i$62[2]  = \i$62 [8:6];
-  assign \i$62[2].valid  = \i$62 [6];
-  assign \i$62[2].first  = \i$62 [7];
-  assign \i$62[2].last  = \i$62 [8];
-  assign \i$62[3]  = \i$62 [11:9];
-  assign \i$62[3].valid  = \i$62 [9];
-  assign \i$62[3].first  = \i$62 [10];
-  assign \i$62[3].last  = \i$62 [11];
+  assign \i$38[0]  = \i$38 [7:0];
+  assign \i$38[1]  = \i$38 [15:8];
+  assign \i$38[2]  = \i$38 [23:16];
+  assign \i$38[3]  = \i$38 [31:24];
+  assign \in_b[0]  = \i$38 [7:0];
+  assign \in_b[1]  = \i$38 [15:8];
+  assign \in_b[2]  = \i$38 [23:16];
+  assign \in_b[3]  = \i$38 [31:24];
+  assign \i$40[0]  = \i$40 [2:0];
+  assign \i$40[0].valid  = \i$40 [0];
+  assign \i$40[0].first  = \i$40 [1];
+  assign \i$40[0].last  = \i$40 [2];
+  assign \i$40[1]  = \i$40 [5:3];
+  assign \i$40[1].valid  = \i$40 [3];
+  assign \i$40[1].first  = \i$40 [4];
+  assign \i$40[1].last  = \i$40 [5];
+  assign \i$40[2]  = \i$40 [8:6];
+  assign \i$40[2].valid  = \i$40 [6];
+  assign \i$40[2].first  = \i$40 [7];
+  assign \i$40[2].last  = \i$40 [8];
+  assign \i$40[3]  = \i$40 [11:9];
+  assign \i$40[3].valid  = \i$40 [9];
+  assign \i$40[3].first  = \i$40 [10];
+  assign \i$40[3].last  = \i$40 [11];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
@@ -11059,76 +10696,80 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$65[0]  = operands__payload[39:32];
-  assign \i_next$65[1]  = operands__payload[47:40];
-  assign \i_next$65[2]  = operands__payload[55:48];
-  assign \i_next$65[3]  = operands__payload[63:56];
-  assign \o$69[0]  = \o$69 [7:0];
-  assign \o$69[1]  = \o$69 [15:8];
-  assign \o$69[2]  = \o$69 [23:16];
-  assign \o$69[3]  = \o$69 [31:24];
+  assign \i_next$43[0]  = operands__payload[39:32];
+  assign \i_next$43[1]  = operands__payload[47:40];
+  assign \i_next$43[2]  = operands__payload[55:48];
+  assign \i_next$43[3]  = operands__payload[63:56];
+  assign \o$46[0]  = \o$46 [7:0];
+  assign \o$46[1]  = \o$46 [15:8];
+  assign \o$46[2]  = \o$46 [23:16];
+  assign \o$46[3]  = \o$46 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$73[0]  = \o_next$73 [7:0];
-  assign \o_next$73[1]  = \o_next$73 [15:8];
-  assign \o_next$73[2]  = \o_next$73 [23:16];
-  assign \o_next$73[3]  = \o_next$73 [31:24];
-  assign \o$75[0]  = \o$75 [7:0];
-  assign \o$75[1]  = \o$75 [15:8];
-  assign \o$75[2]  = \o$75 [23:16];
-  assign \o$75[3]  = \o$75 [31:24];
-  assign \o$77[0]  = \o$77 [2:0];
-  assign \o$77[0].valid  = \o$77 [0];
-  assign \o$77[0].first  = \o$77 [1];
-  assign \o$77[0].last  = \o$77 [2];
-  assign \o$77[1]  = \o$77 [5:3];
-  assign \o$77[1].valid  = \o$77 [3];
-  assign \o$77[1].first  = \o$77 [4];
-  assign \o$77[1].last  = \o$77 [5];
-  assign \o$77[2]  = \o$77 [8:6];
-  assign \o$77[2].valid  = \o$77 [6];
-  assign \o$77[2].first  = \o$77 [7];
-  assign \o$77[2].last  = \o$77 [8];
-  assign \o$77[3]  = \o$77 [11:9];
-  assign \o$77[3].valid  = \o$77 [9];
-  assign \o$77[3].first  = \o$77 [10];
-  assign \o$77[3].last  = \o$77 [11];
+  assign \o_next$50[0]  = \o_next$50 [7:0];
+  assign \o_next$50[1]  = \o_next$50 [15:8];
+  assign \o_next$50[2]  = \o_next$50 [23:16];
+  assign \o_next$50[3]  = \o_next$50 [31:24];
+  assign \o$52[0]  = \o$52 [7:0];
+  assign \o$52[1]  = \o$52 [15:8];
+  assign \o$52[2]  = \o$52 [23:16];
+  assign \o$52[3]  = \o$52 [31:24];
+  assign \o$54[0]  = \o$54 [2:0];
+  assign \o$54[0].valid  = \o$54 [0];
+  assign \o$54[0].first  = \o$54 [1];
+  assign \o$54[0].last  = \o$54 [2];
+  assign \o$54[1]  = \o$54 [5:3];
+  assign \o$54[1].valid  = \o$54 [3];
+  assign \o$54[1].first  = \o$54 [4];
+  assign \o$54[1].last  = \o$54 [5];
+  assign \o$54[2]  = \o$54 [8:6];
+  assign \o$54[2].valid  = \o$54 [6];
+  assign \o$54[2].first  = \o$54 [7];
+  assign \o$54[2].last  = \o$54 [8];
+  assign \o$54[3]  = \o$54 [11:9];
+  assign \o$54[3].valid  = \o$54 [9];
+  assign \o$54[3].first  = \o$54 [10];
+  assign \o$54[3].last  = \o$54 [11];
+  assign \$21 [31:24] = operands__payload[63:56];
+  assign \$21 [23:16] = operands__payload[55:48];
+  assign \$21 [15:8] = operands__payload[47:40];
+  assign \$21 [7:0] = operands__payload[39:32];
+  assign \$20 [31:24] = operands__payload[31:24];
+  assign \$20 [23:16] = operands__payload[23:16];
+  assign \$20 [15:8] = operands__payload[15:8];
+  assign \$20 [7:0] = operands__payload[7:0];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$62 [11:9] = in_flags;
-  assign \i$62 [8:6] = in_flags;
-  assign \i$62 [5:3] = in_flags;
-  assign \i$62 [2:0] = in_flags;
-  assign \i$58 [31:24] = in_a[7:0];
-  assign \i$58 [23:16] = in_a[15:8];
-  assign \i$58 [15:8] = in_a[23:16];
-  assign \i$58 [7:0] = in_a[31:24];
-  assign results__payload[127:96] = \$7 ;
-  assign results__payload[95:64] = \$6 ;
-  assign results__payload[63:32] = \$5 ;
-  assign results__payload[31:0] = \$4 ;
-  assign results__payload[128] = \$2 ;
+  assign \i$40 [11:9] = in_flags;
+  assign \i$40 [8:6] = in_flags;
+  assign \i$40 [5:3] = in_flags;
+  assign \i$40 [2:0] = in_flags;
+  assign \i$36 [31:24] = in_a[7:0];
+  assign \i$36 [23:16] = in_a[15:8];
+  assign \i$36 [15:8] = in_a[23:16];
+  assign \i$36 [7:0] = in_a[31:24];
   assign out[128] = \$1 ;
   assign out[127:0] = o;
   assign i[127:96] = \chain_out$18 ;
   assign i[95:64] = \chain_out$17 ;
   assign i[63:32] = \chain_out$16 ;
   assign i[31:0] = chain_out;
+  assign \$4  = \$3 ;
+  assign \$11  = results__valid;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2700$0 , \port$2701$0 , \port$2702$0 , \port$2703$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  reg [31:0] \$1 ;
-  reg [31:0] \$2 ;
-  reg [31:0] \$3 ;
-  reg [31:0] \$4 ;
-  reg [31:0] \$5 ;
-  reg [31:0] \$6 ;
+module \accelerator.engine.core.deskew (engine_rst, i, o, engine_clk);
+  wire [31:0] \$1 ;
+  wire [31:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [31:0] \$5 ;
+  wire [31:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -11162,14 +10803,6 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2700$0 , \port$2701
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2700$0 ;
-  wire \port$2700$0 ;
-  input \port$2701$0 ;
-  wire \port$2701$0 ;
-  input \port$2702$0 ;
-  wire \port$2702$0 ;
-  input \port$2703$0 ;
-  wire \port$2703$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11182,49 +10815,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2700$0 , \port$2701
     lane2_d1 <= \$6 ;
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$3  = lane0_d3;
-    if (\port$2700$0 ) begin
-      \$3  = lane0_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$4  = lane1_d1;
-    if (\port$2701$0 ) begin
-      \$4  = i[63:32];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$5  = lane1_d2;
-    if (\port$2701$0 ) begin
-      \$5  = lane1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$6  = lane2_d1;
-    if (\port$2702$0 ) begin
-      \$6  = i[95:64];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$1  = lane0_d1;
-    if (\port$2700$0 ) begin
-      \$1  = i[31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$2  = lane0_d2;
-    if (\port$2700$0 ) begin
-      \$2  = lane0_d1;
-    end
-  end
-  assign en = { \port$2703$0 , \port$2702$0 , \port$2701$0 , \port$2700$0  };
+  assign en = 4'hf;
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11250,10 +10841,183 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2700$0 , \port$2701
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
   assign o[31:0] = lane0_d3;
+  assign \$6  = i[95:64];
+  assign \$5  = lane1_d1;
+  assign \$4  = i[63:32];
+  assign \$3  = lane0_d2;
+  assign \$2  = lane0_d1;
+  assign \$1  = i[31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3116$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2993$0 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  wire [31:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
+  reg [31:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [31:0] acc = 32'd0;
+  wire [31:0] acc_next;
+  input [7:0] b_in;
+  wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
+  output [7:0] b_out;
+  reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
+  wire [31:0] chain_in;
+  output [31:0] chain_out;
+  reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
+  wire chain_valid_in;
+  output chain_valid_out;
+  reg chain_valid_out = 1'h0;
+  input drain;
+  wire drain;
+  wire en;
+  wire first_in;
+  output first_out;
+  reg first_out = 1'h0;
+  reg held = 1'h0;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  input [2:0] \port$2993$0 ;
+  wire [2:0] \port$2993$0 ;
+  reg [15:0] product = 16'h0000;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  input units_sync_clk;
+  wire units_sync_clk;
+  wire valid_in;
+  output valid_out;
+  reg valid_out = 1'h0;
+  assign \$1  = \port$2993$0 [1] ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = \port$2993$0 [0] & \port$2993$0 [2];
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$8 ;
+  always @(posedge units_sync_clk)
+    b_out <= \$9 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    acc <= \$13 ;
+  always @(posedge units_sync_clk)
+    chain_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    chain_valid_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    held <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$10  = \port$2993$0 [0];
+    if (rst_pe_0_0) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$11  = \port$2993$0 [1];
+    if (rst_pe_0_0) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = \port$2993$0 [2];
+    if (rst_pe_0_0) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = acc;
+    if (\port$2993$0 [0]) begin
+      \$13  = \$2 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = chain_out;
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$15  = chain_valid_out;
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = 1'h0;
+    end
+    if (rst_pe_0_0) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$16  = held;
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
+    end
+    if (rst_pe_0_0) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign acc_next = \$2 [31:0];
+  assign first_in = \port$2993$0 [1];
+  assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign valid_in = \port$2993$0 [0];
+  assign last_in = \port$2993$0 [2];
+  assign chain_in = 32'd0;
+  assign chain_valid_in = 1'h0;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2993$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11268,9 +11032,9 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11299,7 +11063,6 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   wire first_in;
   output first_out;
@@ -11308,20 +11071,20 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3116$0 ;
-  wire [2:0] \port$3116$0 ;
+  input [2:0] \port$2993$3 ;
+  wire [2:0] \port$2993$3 ;
   reg [15:0] product = 16'h0000;
-  input rst_pe_0_0;
-  wire rst_pe_0_0;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3116$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2993$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3116$0 [0] & \port$3116$0 [2];
+  assign \$4  = \port$2993$3 [0] & \port$2993$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11346,116 +11109,82 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3116$0 [0];
-    end
-    if (rst_pe_0_0) begin
+    \$10  = \port$2993$3 [0];
+    if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3116$0 [1];
-    end
-    if (rst_pe_0_0) begin
+    \$11  = \port$2993$3 [1];
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3116$0 [2];
-    end
-    if (rst_pe_0_0) begin
+    \$12  = \port$2993$3 [2];
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (\port$3116$0 [0]) begin
-        \$13  = \$2 [31:0];
-      end
+    if (\port$2993$3 [0]) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = 1'h0;
     end
-    if (rst_pe_0_0) begin
+    if (rst_pe_0_1) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
-    if (rst_pe_0_0) begin
+    if (rst_pe_0_1) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3116$0 [1];
+  assign first_in = \port$2993$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3116$0 [0];
-  assign last_in = \port$3116$0 [2];
+  assign en = 1'h1;
+  assign valid_in = \port$2993$3 [0];
+  assign last_in = \port$2993$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3116$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2993$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11470,9 +11199,9 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11501,7 +11230,6 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   wire first_in;
   output first_out;
@@ -11510,20 +11238,20 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3116$3 ;
-  wire [2:0] \port$3116$3 ;
+  input [2:0] \port$2993$6 ;
+  wire [2:0] \port$2993$6 ;
   reg [15:0] product = 16'h0000;
-  input rst_pe_0_1;
-  wire rst_pe_0_1;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3116$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2993$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3116$3 [0] & \port$3116$3 [2];
+  assign \$4  = \port$2993$6 [0] & \port$2993$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11548,116 +11276,82 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3116$3 [0];
-    end
-    if (rst_pe_0_1) begin
+    \$10  = \port$2993$6 [0];
+    if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3116$3 [1];
-    end
-    if (rst_pe_0_1) begin
+    \$11  = \port$2993$6 [1];
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3116$3 [2];
-    end
-    if (rst_pe_0_1) begin
+    \$12  = \port$2993$6 [2];
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (\port$3116$3 [0]) begin
-        \$13  = \$2 [31:0];
-      end
+    if (\port$2993$6 [0]) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = 1'h0;
     end
-    if (rst_pe_0_1) begin
+    if (rst_pe_0_2) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
-    if (rst_pe_0_1) begin
+    if (rst_pe_0_2) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3116$3 [1];
+  assign first_in = \port$2993$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3116$3 [0];
-  assign last_in = \port$3116$3 [2];
+  assign en = 1'h1;
+  assign valid_in = \port$2993$6 [0];
+  assign last_in = \port$2993$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3116$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2993$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11672,14 +11366,13 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -11703,7 +11396,6 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   wire first_in;
   output first_out;
@@ -11712,20 +11404,20 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3116$6 ;
-  wire [2:0] \port$3116$6 ;
+  input [2:0] \port$2993$9 ;
+  wire [2:0] \port$2993$9 ;
   reg [15:0] product = 16'h0000;
-  input rst_pe_0_2;
-  wire rst_pe_0_2;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3116$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2993$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3116$6 [0] & \port$3116$6 [2];
+  assign \$4  = \port$2993$9 [0] & \port$2993$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11750,116 +11442,82 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3116$6 [0];
-    end
-    if (rst_pe_0_2) begin
+    \$10  = \port$2993$9 [0];
+    if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3116$6 [1];
-    end
-    if (rst_pe_0_2) begin
+    \$11  = \port$2993$9 [1];
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3116$6 [2];
-    end
-    if (rst_pe_0_2) begin
+    \$12  = \port$2993$9 [2];
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (\port$3116$6 [0]) begin
-        \$13  = \$2 [31:0];
-      end
+    if (\port$2993$9 [0]) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = 1'h0;
     end
-    if (rst_pe_0_2) begin
+    if (rst_pe_0_3) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
-    if (rst_pe_0_2) begin
+    if (rst_pe_0_3) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3116$6 [1];
+  assign first_in = \port$2993$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3116$6 [0];
-  assign last_in = \port$3116$6 [2];
+  assign en = 1'h1;
+  assign valid_in = \port$2993$9 [0];
+  assign last_in = \port$2993$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3116$9 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11874,210 +11532,9 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [31:0] acc = 32'd0;
-  wire [31:0] acc_next;
-  input [7:0] b_in;
-  wire [7:0] b_in;
-  input [7:0] b_next;
-  wire [7:0] b_next;
-  output [7:0] b_out;
-  reg [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] b_out_reg;
-  wire [31:0] chain_in;
-  output [31:0] chain_out;
-  reg [31:0] chain_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] chain_out_reg;
-  wire chain_valid_in;
-  output chain_valid_out;
-  reg chain_valid_out = 1'h0;
-  input drain;
-  wire drain;
-  input en;
-  wire en;
-  wire first_in;
-  output first_out;
-  reg first_out = 1'h0;
-  reg held = 1'h0;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input [2:0] \port$3116$9 ;
-  wire [2:0] \port$3116$9 ;
-  reg [15:0] product = 16'h0000;
-  input rst_pe_0_3;
-  wire rst_pe_0_3;
-  input units_sync_clk;
-  wire units_sync_clk;
-  wire valid_in;
-  output valid_out;
-  reg valid_out = 1'h0;
-  assign \$1  = \port$3116$9 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(\$1 ) + $signed(product);
-  assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3116$9 [0] & \port$3116$9 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
-  always @(posedge units_sync_clk)
-    product <= \$7 ;
-  always @(posedge units_sync_clk)
-    a_out <= \$8 ;
-  always @(posedge units_sync_clk)
-    b_out <= \$9 ;
-  always @(posedge units_sync_clk)
-    valid_out <= \$10 ;
-  always @(posedge units_sync_clk)
-    first_out <= \$11 ;
-  always @(posedge units_sync_clk)
-    last_out <= \$12 ;
-  always @(posedge units_sync_clk)
-    acc <= \$13 ;
-  always @(posedge units_sync_clk)
-    chain_out <= \$14 ;
-  always @(posedge units_sync_clk)
-    chain_valid_out <= \$15 ;
-  always @(posedge units_sync_clk)
-    held <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3116$9 [0];
-    end
-    if (rst_pe_0_3) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3116$9 [1];
-    end
-    if (rst_pe_0_3) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3116$9 [2];
-    end
-    if (rst_pe_0_3) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = acc;
-    if (en) begin
-      if (\port$3116$9 [0]) begin
-        \$13  = \$2 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
-    end
-    if (rst_pe_0_3) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
-    end
-    if (rst_pe_0_3) begin
-      \$16  = 1'h0;
-    end
-  end
-  assign a_out_reg = a_out;
-  assign b_out_reg = b_out;
-  assign acc_next = \$2 [31:0];
-  assign first_in = \port$3116$9 [1];
-  assign chain_out_reg = chain_out;
-  assign valid_in = \port$3116$9 [0];
-  assign last_in = \port$3116$9 [2];
-  assign chain_in = 32'd0;
-  assign chain_valid_in = 1'h0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
-  wire [31:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [31:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  wire [32:0] \$2 ;
-  wire [15:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12108,7 +11565,6 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12155,99 +11611,61 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$10  = valid_in;
     if (rst_pe_1_0) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$11  = first_in;
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$12  = last_in;
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_1_0) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_1_0) begin
       \$16  = 1'h0;
@@ -12257,11 +11675,15 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12275,9 +11697,9 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12308,7 +11730,6 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12355,99 +11776,61 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$10  = valid_in;
     if (rst_pe_1_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$11  = first_in;
     if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$12  = last_in;
     if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_1_1) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_1_1) begin
       \$16  = 1'h0;
@@ -12457,11 +11840,15 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12475,9 +11862,9 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12508,7 +11895,6 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12555,99 +11941,61 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$10  = valid_in;
     if (rst_pe_1_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$11  = first_in;
     if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = last_in;
     if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_1_2) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_1_2) begin
       \$16  = 1'h0;
@@ -12657,11 +12005,15 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12675,9 +12027,9 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12707,7 +12059,6 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12754,99 +12105,61 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$10  = valid_in;
     if (rst_pe_1_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$11  = first_in;
     if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = last_in;
     if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_1_3) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_1_3) begin
       \$16  = 1'h0;
@@ -12856,11 +12169,15 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12874,9 +12191,9 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12907,7 +12224,6 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12954,99 +12270,61 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$10  = valid_in;
     if (rst_pe_2_0) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$11  = first_in;
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$12  = last_in;
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_2_0) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_2_0) begin
       \$16  = 1'h0;
@@ -13056,11 +12334,15 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13074,9 +12356,9 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13107,7 +12389,6 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13154,99 +12435,61 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$10  = valid_in;
     if (rst_pe_2_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$11  = first_in;
     if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$12  = last_in;
     if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_2_1) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_2_1) begin
       \$16  = 1'h0;
@@ -13256,11 +12499,15 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13274,9 +12521,9 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13307,7 +12554,6 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13354,99 +12600,61 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$10  = valid_in;
     if (rst_pe_2_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$11  = first_in;
     if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = last_in;
     if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_2_2) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_2_2) begin
       \$16  = 1'h0;
@@ -13456,11 +12664,15 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13474,9 +12686,9 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13506,7 +12718,6 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13553,99 +12764,61 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$10  = valid_in;
     if (rst_pe_2_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$11  = first_in;
     if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$12  = last_in;
     if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_2_3) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_2_3) begin
       \$16  = 1'h0;
@@ -13655,11 +12828,15 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13673,9 +12850,9 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13705,7 +12882,6 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13751,99 +12927,61 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$10  = valid_in;
     if (rst_pe_3_0) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$11  = first_in;
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$12  = last_in;
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_3_0) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_3_0) begin
       \$16  = 1'h0;
@@ -13853,11 +12991,15 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13871,9 +13013,9 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13903,7 +13045,6 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13949,99 +13090,61 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$10  = valid_in;
     if (rst_pe_3_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$11  = first_in;
     if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$12  = last_in;
     if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_3_1) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_3_1) begin
       \$16  = 1'h0;
@@ -14051,11 +13154,15 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14069,9 +13176,9 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14101,7 +13208,6 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -14147,99 +13253,61 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$10  = valid_in;
     if (rst_pe_3_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$11  = first_in;
     if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$12  = last_in;
     if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_3_2) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_3_2) begin
       \$16  = 1'h0;
@@ -14249,11 +13317,15 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14267,9 +13339,9 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14298,7 +13370,6 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
   reg chain_valid_out = 1'h0;
   input drain;
   wire drain;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -14344,99 +13415,61 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$10  = valid_in;
     if (rst_pe_3_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$11  = first_in;
     if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$12  = last_in;
     if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
+    if (valid_in) begin
+      \$13  = \$2 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
+    if (\$4 ) begin
+      \$14  = \$2 [31:0];
+    end else if (\$6 ) begin
+      \$14  = chain_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
+    if (\$4 ) begin
+      \$15  = 1'h1;
+    end else if (\$6 ) begin
+      \$15  = chain_valid_in;
     end
     if (rst_pe_3_3) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
+    if (\$4 ) begin
+      \$16  = 1'h1;
+    end else if (\$6 ) begin
+      \$16  = 1'h0;
     end
     if (rst_pe_3_3) begin
       \$16  = 1'h0;
@@ -14446,17 +13479,20 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
   assign chain_out_reg = chain_out;
+  assign en = 1'h1;
+  assign \$9  = b_in;
+  assign \$8  = a_in;
+  assign \$7  = \$3 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \port$2730$0 , \port$2731$0 , \port$2732$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, o, o_next, engine_clk);
+  wire [7:0] \$1 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -14492,14 +13528,6 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2729$0 ;
-  wire \port$2729$0 ;
-  input \port$2730$0 ;
-  wire \port$2730$0 ;
-  input \port$2731$0 ;
-  wire \port$2731$0 ;
-  input \port$2732$0 ;
-  wire \port$2732$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14512,49 +13540,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \p
     lane3_d2 <= \$5 ;
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2731$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2731$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2732$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2732$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2732$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2730$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2732$0 , \port$2731$0 , \port$2730$0 , \port$2729$0  };
+  assign en = 4'hf;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14571,6 +13557,12 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \p
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
+  assign \$6  = lane3_d2;
+  assign \$5  = lane3_d1;
+  assign \$4  = i[31:24];
+  assign \$3  = lane2_d1;
+  assign \$2  = i[23:16];
+  assign \$1  = i[15:8];
   assign o_next[31:24] = lane3_d2;
   assign o_next[23:16] = lane2_d1;
   assign o_next[15:8] = i[15:8];
@@ -14582,14 +13574,13 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2729$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \port$2734$0 , \port$2735$0 , \port$2736$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, o, o_next, engine_clk);
+  wire [7:0] \$1 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -14625,14 +13616,6 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2733$0 ;
-  wire \port$2733$0 ;
-  input \port$2734$0 ;
-  wire \port$2734$0 ;
-  input \port$2735$0 ;
-  wire \port$2735$0 ;
-  input \port$2736$0 ;
-  wire \port$2736$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14645,49 +13628,7 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \p
     lane3_d2 <= \$5 ;
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2735$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2735$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2736$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2736$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2736$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2734$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2736$0 , \port$2735$0 , \port$2734$0 , \port$2733$0  };
+  assign en = 4'hf;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14704,6 +13645,12 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \p
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
+  assign \$6  = lane3_d2;
+  assign \$5  = lane3_d1;
+  assign \$4  = i[31:24];
+  assign \$3  = lane2_d1;
+  assign \$2  = i[23:16];
+  assign \$1  = i[15:8];
   assign o_next[31:24] = lane3_d2;
   assign o_next[23:16] = lane2_d1;
   assign o_next[15:8] = i[15:8];
@@ -14715,15 +13662,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2733$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \accelerator.engine.core.skew_flags (i, rst_skew_flags, o, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input en;
   wire en;
   input [11:0] i;
   wire [11:0] i;
@@ -14836,66 +13782,49 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
   always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$2  = lane2_d1;
-    if (en) begin
-      \$2  = i[8:6];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$2  = i[8:6];
     if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$3  = lane2_d2;
-    if (en) begin
-      \$3  = lane2_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$3  = lane2_d1;
     if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$4  = lane3_d1;
-    if (en) begin
-      \$4  = i[11:9];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$4  = i[11:9];
     if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$5  = lane3_d2;
-    if (en) begin
-      \$5  = lane3_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$5  = lane3_d1;
     if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$6  = lane3_d3;
-    if (en) begin
-      \$6  = lane3_d2;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$6  = lane3_d2;
     if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$1  = lane1_d1;
-    if (en) begin
-      \$1  = i[5:3];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$1  = i[5:3];
     if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
   assign i_next = 12'h000;
+  assign en = 1'h1;
   assign \o[0]  = o[2:0];
   assign \o[0].valid  = o[0];
   assign \o[0].first  = o[1];
@@ -14990,7 +13919,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, busy, clear, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [32:0] \$1 ;
   wire [32:0] \$2 ;
   wire [32:0] \$3 ;
@@ -15034,7 +13963,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     counters__stall_store <= \$8 ;
   assign \$1  = counters__cycles + 1'h1;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = counters__cycles;
     if (clear) begin
       \$5  = 32'd0;
@@ -15047,7 +13976,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = counters__mac_cycles;
     if (clear) begin
       \$6  = 32'd0;
@@ -15060,7 +13989,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$7  = counters__stall_load;
     if (clear) begin
       \$7  = 32'd0;
@@ -15073,7 +14002,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$8  = counters__stall_store;
     if (clear) begin
       \$8  = 32'd0;
@@ -15090,7 +14019,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, behind, issue, a_rd__0__addr, a_rd__1__addr, a_rd__2__addr, a_rd__3__addr, b_rd__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, a_rd__2__data, a_rd__3__data, b_rd__data, run__restart
 , run__running, run__cmd, run__split, run__words, run__chunk, claims, passes__valid, passes__payload, flags__a_release, flags__b_release, done, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [6:0] \$100 ;
@@ -15431,7 +14360,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     .w_port__data(w_data)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     passes__valid = 1'h0;
     if (issue) begin
       if (\$39 ) begin
@@ -15440,7 +14369,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     passes__payload = 6'h00;
     if (issue) begin
       if (\$39 ) begin
@@ -15452,7 +14381,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     step = 1'h0;
     if (issue) begin
       if (\$40 ) begin
@@ -15461,7 +14390,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     flags__a_release = 2'h0;
     if (issue) begin
       if (\$40 ) begin
@@ -15476,7 +14405,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     flags__b_release = 2'h0;
     if (issue) begin
       if (\$40 ) begin
@@ -15493,14 +14422,14 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$51  = issue;
     if (engine_rst) begin
       \$51  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$52  = meta_last;
     if (issue) begin
       \$52  = \$44 ;
@@ -15510,7 +14439,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$53  = meta_sel;
     if (issue) begin
       \$53  = k_idx[2:0];
@@ -15520,7 +14449,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$54  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -15538,7 +14467,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$55  = apar;
     if (issue) begin
       if (\$45 ) begin
@@ -15553,7 +14482,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$56  = bpar;
     if (issue) begin
       if (\$45 ) begin
@@ -15695,7 +14624,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
@@ -15847,7 +14776,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
       kc0_next = 16'h0000;
@@ -15856,7 +14785,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
       \$26  = 16'h0000;
@@ -15868,7 +14797,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$27  = left;
     if (\$5 ) begin
       \$27  = run__cmd[175:160];
@@ -15880,7 +14809,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$28  = k_last;
     if (\$5 ) begin
       \$28  = \$6 ;
@@ -15892,7 +14821,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
       \$29  = \$8 [9:0];
@@ -15904,7 +14833,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
       \$30  = \$11 [8:0];
@@ -15916,7 +14845,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$31  = done;
     if (\$25 ) begin
       \$31  = 1'h1;
@@ -15962,7 +14891,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16026,7 +14955,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16043,7 +14972,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16057,7 +14986,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -16074,7 +15003,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -16165,7 +15094,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   always @(posedge engine_clk)
     level <= \$21 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$19  = w_port__addr;
     if (\$1 ) begin
       \$19  = \$4 [1:0];
@@ -16175,7 +15104,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$20  = r_port__addr;
     if (\$5 ) begin
       \$20  = \$8 [1:0];
@@ -16185,7 +15114,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$21  = level;
     if (\$12 ) begin
       \$21  = \$13 [1:0];
@@ -16209,7 +15138,7 @@ endmodule
 module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_data__ready, a_wr__0__addr, a_wr__0__en, a_wr__1__addr, a_wr__1__en, a_wr__2__addr, a_wr__2__en, a_wr__3__addr, a_wr__3__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words
 , run__chunk, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait, flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload
 , engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -16739,7 +15668,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     load_a_next = load_a_addr;
     if (run__restart) begin
       load_a_next = run__cmd[31:0];
@@ -16753,7 +15682,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     load_b_next = load_b_addr;
     if (run__restart) begin
       load_b_next = run__cmd[63:32];
@@ -16767,7 +15696,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     load_cin_next = load_cin_addr;
     if (run__restart) begin
       load_cin_next = run__cmd[127:96];
@@ -16781,7 +15710,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     b_koff_next = b_koff;
     if (run__restart) begin
       b_koff_next = 32'd0;
@@ -16790,7 +15719,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16815,7 +15744,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     rd_cmd__payload = 84'h000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16849,7 +15778,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16874,7 +15803,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16899,7 +15828,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__b_claim = 2'h0;
     casez (loader_state)
       2'h0:
@@ -16920,7 +15849,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__a_claim = 2'h0;
     casez (loader_state)
       2'h0:
@@ -16942,7 +15871,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16967,7 +15896,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     c_wait = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -16982,7 +15911,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__c_claim = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17017,7 +15946,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__c_ready = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17060,7 +15989,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17083,7 +16012,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17092,7 +16021,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__a_filled = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17110,7 +16039,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     flags__b_filled = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17130,7 +16059,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$108  = load_a_panel;
     if (run__restart) begin
       \$108  = run__cmd[31:0];
@@ -17144,14 +16073,14 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$109  = load_a_next;
     if (engine_rst) begin
       \$109  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$110  = load_b_panel;
     if (run__restart) begin
       \$110  = run__cmd[63:32];
@@ -17165,14 +16094,14 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$111  = load_b_next;
     if (engine_rst) begin
       \$111  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$112  = load_cin_panel;
     if (run__restart) begin
       \$112  = run__cmd[127:96];
@@ -17186,35 +16115,35 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$113  = load_cin_next;
     if (engine_rst) begin
       \$113  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$114  = b_koff_next;
     if (engine_rst) begin
       \$114  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$115  = \$86 [31:0];
     if (engine_rst) begin
       \$115  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$116  = \$87 [31:0];
     if (engine_rst) begin
       \$116  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$117  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17261,7 +16190,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$118  = l_bpar;
     casez (loader_state)
       2'h0:
@@ -17282,7 +16211,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$119  = l_apar;
     casez (loader_state)
       2'h0:
@@ -17304,7 +16233,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$120  = claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17327,7 +16256,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$121  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17341,7 +16270,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$122  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
@@ -17358,7 +16287,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$123  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17503,7 +16432,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
@@ -17661,7 +16590,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
       kc0_next = 16'h0000;
@@ -17670,7 +16599,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
       \$26  = 16'h0000;
@@ -17682,7 +16611,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$27  = left;
     if (\$5 ) begin
       \$27  = run__cmd[175:160];
@@ -17694,7 +16623,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$28  = k_last;
     if (\$5 ) begin
       \$28  = \$6 ;
@@ -17706,7 +16635,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
       \$29  = \$8 [9:0];
@@ -17718,7 +16647,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
       \$30  = \$11 [8:0];
@@ -17730,7 +16659,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$31  = done;
     if (\$25 ) begin
       \$31  = 1'h1;
@@ -17776,7 +16705,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17840,7 +16769,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17857,7 +16786,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17871,7 +16800,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -17888,7 +16817,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -18013,7 +16942,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -18023,7 +16952,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -18033,7 +16962,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -18046,7 +16975,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -18068,7 +16997,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$45 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [4:0] \$1 ;
   wire [2:0] \$10 ;
   wire \$11 ;
@@ -18340,7 +17269,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3142$354 (run__cmd[398:354])
+    .\port$3019$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18376,7 +17305,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
@@ -18385,7 +17314,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       byte_valid = o__valid;
@@ -18394,14 +17323,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     o__ready = 1'h0;
     if (run__cmd[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     byte_ready = 1'h0;
     if (\$25 ) begin
       if (\$26 ) begin
@@ -18410,7 +17339,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \r_en$69  = 1'h0;
     if (\$25 ) begin
       if (\$26 ) begin
@@ -18419,7 +17348,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$41  = store_c_panel;
     if (run__restart) begin
       \$41  = run__cmd[95:64];
@@ -18433,14 +17362,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$42  = store_c_next;
     if (engine_rst) begin
       \$42  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$43  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18462,7 +17391,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$44  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18486,14 +17415,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$45  = issue;
     if (engine_rst) begin
       \$45  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$46  = s_beat;
     if (\$38 ) begin
       (* full_case = 32'd1 *)
@@ -18508,7 +17437,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     store_c_next = store_c_addr;
     if (run__restart) begin
       store_c_next = run__cmd[95:64];
@@ -18522,7 +17451,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
@@ -18532,7 +17461,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     wr_cmd__payload = 84'h000000000000000000000;
     casez (store_state)
       1'h0:
@@ -18545,7 +17474,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     issue = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18556,7 +17485,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     flags__c_release = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18577,7 +17506,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18592,14 +17521,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     i__valid = 1'h0;
     if (run__cmd[353]) begin
       i__valid = \r_rdy$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (run__cmd[353]) begin
       i__payload[127:0] = r_data;
@@ -18607,7 +17536,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       r_en = i__ready;
@@ -18712,8 +17641,8 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -18916,8 +17845,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3142$354 ;
-  wire [44:0] \port$3142$354 ;
+  input [44:0] \port$3019$354 ;
+  wire [44:0] \port$3019$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -18992,13 +17921,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3142$354 [36:32];
-  assign lower = \port$3142$354 [0] ? \port$3142$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3019$354 [36:32];
+  assign lower = \port$3019$354 [0] ? \port$3019$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3142$354 [36:32];
+  assign \$11  = ! \port$3019$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19013,8 +17942,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3142$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3142$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3019$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3019$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19029,8 +17958,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3142$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3142$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3019$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3019$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19045,8 +17974,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3142$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3142$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3019$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3019$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19061,8 +17990,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3142$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3142$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3019$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3019$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19198,7 +18127,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -19208,14 +18137,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -19225,14 +18154,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -19242,14 +18171,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -19259,14 +18188,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -19276,14 +18205,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -19293,14 +18222,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -19310,14 +18239,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -19329,98 +18258,98 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3142$354 [31:1];
+      \$125  = \port$3019$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19434,84 +18363,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3142$354 [31:1];
+      \$137  = \port$3019$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19525,84 +18454,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3142$354 [31:1];
+      \$149  = \port$3019$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19616,84 +18545,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3142$354 [31:1];
+      \$161  = \port$3019$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19707,7 +18636,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -19715,10 +18644,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3142$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3142$354 [36:32];
-  assign relu = \port$3142$354 [0];
-  assign zero_point = \port$3142$354 [44:37];
-  assign multiplier = \port$3142$354 [31:1];
+  assign shift = \port$3019$354 [36:32];
+  assign relu = \port$3019$354 [0];
+  assign zero_point = \port$3019$354 [44:37];
+  assign multiplier = \port$3019$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19765,7 +18694,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19856,7 +18785,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   always @(posedge engine_clk)
     level <= \$21 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$19  = w_port__addr;
     if (\$1 ) begin
       \$19  = \$4 [1:0];
@@ -19866,7 +18795,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$20  = r_port__addr;
     if (\$5 ) begin
       \$20  = \$8 [1:0];
@@ -19876,7 +18805,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$21  = level;
     if (\$12 ) begin
       \$21  = \$13 [1:0];
@@ -19898,7 +18827,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, run__chunk, advance, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   reg \$2 ;
   input advance;
@@ -19979,7 +18908,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$2  = done;
     if (\$1 ) begin
       \$2  = 1'h1;
@@ -20026,7 +18955,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -20090,7 +19019,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -20107,7 +19036,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -20121,7 +19050,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -20138,7 +19067,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r_data, w_en, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -20234,7 +19163,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -20244,7 +19173,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -20254,7 +19183,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -20278,7 +19207,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -21538,7 +20467,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -21551,7 +20480,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -21561,7 +20490,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -21571,7 +20500,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -21584,7 +20513,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -21594,7 +20523,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -21604,7 +20533,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -21617,7 +20546,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -21627,21 +20556,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -21651,7 +20580,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -21670,7 +20599,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -21689,7 +20618,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -21708,7 +20637,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -21727,7 +20656,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -21746,7 +20675,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -21765,7 +20694,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -21784,7 +20713,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -21803,7 +20732,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -21822,7 +20751,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -21841,7 +20770,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -21860,7 +20789,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -21879,7 +20808,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -21889,7 +20818,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -21899,7 +20828,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -21915,7 +20844,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 3'h0;
@@ -21928,7 +20857,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -21941,7 +20870,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -21951,7 +20880,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;

@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2293$0 (\$14 ),
-    .\port$2294$0 (\$15 ),
-    .\port$3824$41 (burst__payload[41]),
-    .\port$3824$43 (burst__payload[55:43]),
+    .\port$2216$0 (\$14 ),
+    .\port$2217$0 (\$15 ),
+    .\port$3699$41 (burst__payload[41]),
+    .\port$3699$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2293$0 , \port$2294$0 , w_rdy, w_level, r_data, r_en, \port$3824$41 , \port$3824$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2216$0 , \port$2217$0 , w_rdy, w_level, r_data, r_en, \port$3699$41 , \port$3699$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2293$0 , \port$2294$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2293$0 ;
-  wire \port$2293$0 ;
-  input \port$2294$0 ;
-  wire \port$2294$0 ;
-  input \port$3824$41 ;
-  wire \port$3824$41 ;
-  input [12:0] \port$3824$43 ;
-  wire [12:0] \port$3824$43 ;
+  input \port$2216$0 ;
+  wire \port$2216$0 ;
+  input \port$2217$0 ;
+  wire \port$2217$0 ;
+  input \port$3699$41 ;
+  wire \port$3699$41 ;
+  input [12:0] \port$3699$43 ;
+  wire [12:0] \port$3699$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2293$0 , \port$2294$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
+      storage[w_port__addr] <= { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2293$0 , \port$2294$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
-  assign w_data = { \port$2294$0 , \port$2293$0 , \port$3824$41 , \port$3824$43  };
+  assign w_port__data = { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
+  assign w_data = { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3787,8 +3787,6 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire \$8 ;
   wire [8:0] \$signature__addr ;
   wire [8:0] \$signature__addr$185 ;
   wire [9:0] \$signature__addr$191 ;
@@ -3977,16 +3975,16 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \control__start$27 ;
   output [31:0] counters__cycles;
   wire [31:0] counters__cycles;
-  wire [31:0] \counters__cycles$233 ;
+  wire [31:0] \counters__cycles$234 ;
   output [31:0] counters__mac_cycles;
   wire [31:0] counters__mac_cycles;
-  wire [31:0] \counters__mac_cycles$235 ;
+  wire [31:0] \counters__mac_cycles$236 ;
   output [31:0] counters__stall_load;
   wire [31:0] counters__stall_load;
-  wire [31:0] \counters__stall_load$237 ;
+  wire [31:0] \counters__stall_load$238 ;
   output [31:0] counters__stall_store;
   wire [31:0] counters__stall_store;
-  wire [31:0] \counters__stall_store$239 ;
+  wire [31:0] \counters__stall_store$240 ;
   input dma_busy;
   wire dma_busy;
   wire \dma_busy$15 ;
@@ -4139,6 +4137,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \results__ready$168 ;
   wire results__valid;
   wire \results__valid$170 ;
+  wire results_refused;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$29 ;
   wire [15:0] \run__chunk$30 ;
@@ -7018,18 +7017,17 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   end
   assign c_rd__data = _2_;
   assign \c_rd__data$217  = _3_;
-  assign \$2  = run__running & \$1 ;
-  assign \$3  = ~ operands__valid;
-  assign starved = \$2  & \$3 ;
-  assign \$4  = starved & c_wait;
-  assign \$5  = \$4  & behind;
-  assign \$6  = ~ results__ready;
-  assign \$7  = results__valid & \$6 ;
-  assign waits_store = \$5  | \$7 ;
+  assign \$3  = run__running & \$2 ;
+  assign \$4  = ~ operands__valid;
+  assign starved = \$3  & \$4 ;
+  assign \$5  = starved & c_wait;
+  assign waits_store = \$5  & behind;
   assign mac = operands__valid & operands__ready;
-  assign \$8  = ~ waits_store;
-  assign stall_load = starved & \$8 ;
-  assign \$1  = ~ done;
+  assign \$6  = ~ waits_store;
+  assign stall_load = starved & \$6 ;
+  assign \$1  = ~ results__ready;
+  assign results_refused = results__valid & \$1 ;
+  assign \$2  = ~ done;
   \accelerator.engine.accumulator  accumulator (
     .addr(\$signature__addr$209 ),
     .c_rd__data(c_rd__data),
@@ -7104,8 +7102,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .operands__payload(operands__payload),
     .operands__ready(operands__ready),
     .operands__valid(operands__valid),
-    .results__payload(results__payload),
-    .results__ready(results__ready),
+    .out(results__payload),
     .results__valid(results__valid),
     .units_sync_clk(engine_clk),
     .weights__payload(weights__payload),
@@ -7380,10 +7377,10 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign started = clear;
   assign busy = control__busy;
   assign stall_store = waits_store;
-  assign \counters__cycles$233  = counters__cycles;
-  assign \counters__mac_cycles$235  = counters__mac_cycles;
-  assign \counters__stall_load$237  = counters__stall_load;
-  assign \counters__stall_store$239  = counters__stall_store;
+  assign \counters__cycles$234  = counters__cycles;
+  assign \counters__mac_cycles$236  = counters__mac_cycles;
+  assign \counters__stall_load$238  = counters__stall_load;
+  assign \counters__stall_store$240  = counters__stall_store;
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
@@ -7730,7 +7727,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
+module \accelerator.engine.accumulator (engine_rst, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, results__valid, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [10:0] \$1 ;
   wire [32:0] \$10 ;
@@ -9621,18 +9618,18 @@ module \accelerator.engine.control.setup_mul (engine_rst, start, a, b, addend, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, units_sync_clk);
+module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, out, results__valid, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire \$14 ;
+  wire [3:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire \$18 ;
+  wire [3:0] \$18 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
@@ -9645,373 +9642,263 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [31:0] \$3 ;
-  wire [3:0] \$30 ;
+  wire \$3 ;
+  wire \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire [3:0] \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire \$39 ;
-  wire [31:0] \$4 ;
-  wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire [31:0] \$5 ;
-  wire \$50 ;
-  wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [31:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire \$34 ;
+  reg \$35 ;
+  reg [2:0] \$36 ;
+  reg \$37 ;
+  reg [2:0] \$38 ;
+  reg \$39 ;
+  wire \$4 ;
+  wire [31:0] \$40 ;
+  wire [31:0] \$41 ;
+  reg [1:0] \$42 ;
+  reg [2:0] \$43 ;
+  wire \$5 ;
+  wire \$6 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  reg \$85 ;
-  reg [128:0] \$86 ;
-  reg \$87 ;
-  reg [2:0] \$88 ;
-  reg \$89 ;
   wire \$9 ;
-  reg [2:0] \$90 ;
-  reg \$91 ;
-  reg [31:0] \$92 ;
-  reg [31:0] \$93 ;
-  reg [1:0] \$94 ;
-  reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$113 ;
-  wire [7:0] \a_in$133 ;
-  wire [7:0] \a_in$156 ;
-  wire [7:0] \a_in$170 ;
-  wire [7:0] \a_in$192 ;
-  wire [7:0] \a_in$214 ;
-  wire [7:0] \a_in$239 ;
-  wire [7:0] \a_in$253 ;
-  wire [7:0] \a_in$275 ;
-  wire [7:0] \a_in$297 ;
-  wire [7:0] \a_in$322 ;
-  wire [7:0] \a_in$336 ;
-  wire [7:0] \a_in$358 ;
-  wire [7:0] \a_in$380 ;
-  wire [7:0] \a_in$93 ;
+  wire [7:0] \a_in$106 ;
+  wire [7:0] \a_in$128 ;
+  wire [7:0] \a_in$141 ;
+  wire [7:0] \a_in$162 ;
+  wire [7:0] \a_in$183 ;
+  wire [7:0] \a_in$207 ;
+  wire [7:0] \a_in$220 ;
+  wire [7:0] \a_in$241 ;
+  wire [7:0] \a_in$262 ;
+  wire [7:0] \a_in$286 ;
+  wire [7:0] \a_in$299 ;
+  wire [7:0] \a_in$320 ;
+  wire [7:0] \a_in$341 ;
+  wire [7:0] \a_in$68 ;
+  wire [7:0] \a_in$87 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$115 ;
-  wire [7:0] \a_next$135 ;
-  wire [7:0] \a_next$153 ;
-  wire [7:0] \a_next$172 ;
-  wire [7:0] \a_next$194 ;
-  wire [7:0] \a_next$216 ;
-  wire [7:0] \a_next$236 ;
-  wire [7:0] \a_next$255 ;
-  wire [7:0] \a_next$277 ;
-  wire [7:0] \a_next$299 ;
-  wire [7:0] \a_next$319 ;
-  wire [7:0] \a_next$338 ;
-  wire [7:0] \a_next$360 ;
-  wire [7:0] \a_next$382 ;
-  wire [7:0] \a_next$95 ;
+  wire [7:0] \a_next$108 ;
+  wire [7:0] \a_next$125 ;
+  wire [7:0] \a_next$143 ;
+  wire [7:0] \a_next$164 ;
+  wire [7:0] \a_next$185 ;
+  wire [7:0] \a_next$204 ;
+  wire [7:0] \a_next$222 ;
+  wire [7:0] \a_next$243 ;
+  wire [7:0] \a_next$264 ;
+  wire [7:0] \a_next$283 ;
+  wire [7:0] \a_next$301 ;
+  wire [7:0] \a_next$322 ;
+  wire [7:0] \a_next$343 ;
+  wire [7:0] \a_next$70 ;
+  wire [7:0] \a_next$89 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$114 ;
-  wire [7:0] \a_out$134 ;
-  wire [7:0] \a_out$171 ;
-  wire [7:0] \a_out$193 ;
-  wire [7:0] \a_out$215 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$276 ;
-  wire [7:0] \a_out$298 ;
-  wire [7:0] \a_out$337 ;
-  wire [7:0] \a_out$359 ;
-  wire [7:0] \a_out$381 ;
+  wire [7:0] \a_out$107 ;
+  wire [7:0] \a_out$142 ;
+  wire [7:0] \a_out$163 ;
+  wire [7:0] \a_out$184 ;
+  wire [7:0] \a_out$221 ;
+  wire [7:0] \a_out$242 ;
+  wire [7:0] \a_out$263 ;
+  wire [7:0] \a_out$300 ;
+  wire [7:0] \a_out$321 ;
+  wire [7:0] \a_out$342 ;
+  wire [7:0] \a_out$88 ;
   wire busy;
   wire capture;
-  wire \capture$111 ;
-  wire \capture$131 ;
-  wire \capture$151 ;
-  wire \capture$168 ;
-  wire \capture$190 ;
-  wire \capture$212 ;
-  wire \capture$234 ;
-  wire \capture$251 ;
-  wire \capture$273 ;
-  wire \capture$295 ;
-  wire \capture$317 ;
-  wire \capture$334 ;
-  wire \capture$356 ;
-  wire \capture$378 ;
-  wire \capture$69 ;
-  wire \capture$91 ;
+  wire \capture$104 ;
+  wire \capture$123 ;
+  wire \capture$139 ;
+  wire \capture$160 ;
+  wire \capture$181 ;
+  wire \capture$202 ;
+  wire \capture$218 ;
+  wire \capture$239 ;
+  wire \capture$260 ;
+  wire \capture$281 ;
+  wire \capture$297 ;
+  wire \capture$318 ;
+  wire \capture$339 ;
+  wire \capture$45 ;
+  wire \capture$66 ;
+  wire \capture$85 ;
   wire capture_next;
-  wire \capture_next$112 ;
-  wire \capture_next$132 ;
-  wire \capture_next$152 ;
-  wire \capture_next$169 ;
-  wire \capture_next$191 ;
-  wire \capture_next$213 ;
-  wire \capture_next$235 ;
-  wire \capture_next$252 ;
-  wire \capture_next$274 ;
-  wire \capture_next$296 ;
-  wire \capture_next$318 ;
-  wire \capture_next$335 ;
-  wire \capture_next$357 ;
-  wire \capture_next$379 ;
-  wire \capture_next$92 ;
+  wire \capture_next$105 ;
+  wire \capture_next$124 ;
+  wire \capture_next$140 ;
+  wire \capture_next$161 ;
+  wire \capture_next$182 ;
+  wire \capture_next$203 ;
+  wire \capture_next$219 ;
+  wire \capture_next$240 ;
+  wire \capture_next$261 ;
+  wire \capture_next$282 ;
+  wire \capture_next$298 ;
+  wire \capture_next$319 ;
+  wire \capture_next$340 ;
+  wire \capture_next$67 ;
+  wire \capture_next$86 ;
   wire [3:0] en;
-  reg \en$107  = 1'h1;
-  reg \en$127  = 1'h1;
-  reg \en$147  = 1'h1;
-  reg \en$164  = 1'h1;
-  reg \en$186  = 1'h1;
-  reg \en$208  = 1'h1;
-  reg \en$230  = 1'h1;
-  reg \en$247  = 1'h1;
-  reg \en$269  = 1'h1;
-  reg \en$27  = 1'h1;
-  reg \en$291  = 1'h1;
-  reg \en$313  = 1'h1;
-  reg \en$330  = 1'h1;
-  reg \en$352  = 1'h1;
-  reg \en$374  = 1'h1;
-  wire [3:0] \en$39 ;
-  reg \en$44  = 1'h1;
-  wire [3:0] \en$46 ;
-  reg \en$51  = 1'h1;
-  reg \en$65  = 1'h1;
-  reg \en$87  = 1'h1;
-  reg en_deskew_0 = 1'h1;
-  reg en_deskew_1 = 1'h1;
-  reg en_deskew_2 = 1'h1;
-  reg en_deskew_3 = 1'h1;
-  reg en_in_a_0 = 1'h1;
-  reg en_in_a_1 = 1'h1;
-  reg en_in_a_2 = 1'h1;
-  reg en_in_a_3 = 1'h1;
-  reg en_in_w_0 = 1'h1;
-  reg en_in_w_1 = 1'h1;
-  reg en_in_w_2 = 1'h1;
-  reg en_in_w_3 = 1'h1;
-  (* init = 1'h1 *)
-  wire en_pe_0_0;
-  (* init = 1'h1 *)
-  wire en_pe_0_1;
-  (* init = 1'h1 *)
-  wire en_pe_0_2;
-  (* init = 1'h1 *)
-  wire en_pe_0_3;
-  (* init = 1'h1 *)
-  wire en_pe_1_0;
-  (* init = 1'h1 *)
-  wire en_pe_1_1;
-  (* init = 1'h1 *)
-  wire en_pe_1_2;
-  (* init = 1'h1 *)
-  wire en_pe_1_3;
-  (* init = 1'h1 *)
-  wire en_pe_2_0;
-  (* init = 1'h1 *)
-  wire en_pe_2_1;
-  (* init = 1'h1 *)
-  wire en_pe_2_2;
-  (* init = 1'h1 *)
-  wire en_pe_2_3;
-  (* init = 1'h1 *)
-  wire en_pe_3_0;
-  (* init = 1'h1 *)
-  wire en_pe_3_1;
-  (* init = 1'h1 *)
-  wire en_pe_3_2;
-  (* init = 1'h1 *)
-  wire en_pe_3_3;
-  reg en_skew_a_0 = 1'h1;
-  reg en_skew_a_1 = 1'h1;
-  reg en_skew_a_2 = 1'h1;
-  reg en_skew_a_3 = 1'h1;
-  (* init = 1'h1 *)
-  wire en_skew_flags;
-  reg en_skew_w_0 = 1'h1;
-  reg en_skew_w_1 = 1'h1;
-  reg en_skew_w_2 = 1'h1;
-  reg en_skew_w_3 = 1'h1;
-  (* init = 1'h1 *)
-  wire en_skew_wctl;
+  wire \en$101 ;
+  wire \en$120 ;
+  wire \en$136 ;
+  wire \en$157 ;
+  wire \en$178 ;
+  wire \en$199 ;
+  wire \en$215 ;
+  wire \en$236 ;
+  wire \en$257 ;
+  wire [3:0] \en$26 ;
+  wire \en$27 ;
+  wire \en$278 ;
+  wire [3:0] \en$28 ;
+  wire \en$29 ;
+  wire \en$294 ;
+  wire \en$315 ;
+  wire \en$336 ;
+  wire \en$42 ;
+  wire \en$63 ;
+  wire \en$82 ;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$116 ;
-  wire \first_in$136 ;
-  wire \first_in$158 ;
-  wire \first_in$173 ;
-  wire \first_in$195 ;
-  wire \first_in$217 ;
-  wire \first_in$241 ;
-  wire \first_in$256 ;
-  wire \first_in$278 ;
-  wire \first_in$300 ;
-  wire \first_in$324 ;
-  wire \first_in$339 ;
-  wire \first_in$361 ;
-  wire \first_in$383 ;
-  wire \first_in$96 ;
+  wire \first_in$109 ;
+  wire \first_in$130 ;
+  wire \first_in$144 ;
+  wire \first_in$165 ;
+  wire \first_in$186 ;
+  wire \first_in$209 ;
+  wire \first_in$223 ;
+  wire \first_in$244 ;
+  wire \first_in$265 ;
+  wire \first_in$288 ;
+  wire \first_in$302 ;
+  wire \first_in$323 ;
+  wire \first_in$344 ;
+  wire \first_in$71 ;
+  wire \first_in$90 ;
   wire first_next;
-  wire \first_next$118 ;
-  wire \first_next$138 ;
-  wire \first_next$154 ;
-  wire \first_next$175 ;
-  wire \first_next$197 ;
-  wire \first_next$219 ;
-  wire \first_next$237 ;
-  wire \first_next$258 ;
-  wire \first_next$280 ;
-  wire \first_next$302 ;
-  wire \first_next$320 ;
-  wire \first_next$341 ;
-  wire \first_next$363 ;
-  wire \first_next$385 ;
-  wire \first_next$98 ;
+  wire \first_next$111 ;
+  wire \first_next$126 ;
+  wire \first_next$146 ;
+  wire \first_next$167 ;
+  wire \first_next$188 ;
+  wire \first_next$205 ;
+  wire \first_next$225 ;
+  wire \first_next$246 ;
+  wire \first_next$267 ;
+  wire \first_next$284 ;
+  wire \first_next$304 ;
+  wire \first_next$325 ;
+  wire \first_next$346 ;
+  wire \first_next$73 ;
+  wire \first_next$92 ;
   wire first_next_out;
-  wire \first_next_out$119 ;
-  wire \first_next_out$139 ;
-  wire \first_next_out$176 ;
-  wire \first_next_out$198 ;
-  wire \first_next_out$220 ;
-  wire \first_next_out$259 ;
-  wire \first_next_out$281 ;
-  wire \first_next_out$303 ;
-  wire \first_next_out$342 ;
-  wire \first_next_out$364 ;
-  wire \first_next_out$386 ;
+  wire \first_next_out$112 ;
+  wire \first_next_out$147 ;
+  wire \first_next_out$168 ;
+  wire \first_next_out$189 ;
+  wire \first_next_out$226 ;
+  wire \first_next_out$247 ;
+  wire \first_next_out$268 ;
+  wire \first_next_out$305 ;
+  wire \first_next_out$326 ;
+  wire \first_next_out$347 ;
+  wire \first_next_out$93 ;
   wire first_out;
-  wire \first_out$117 ;
-  wire \first_out$137 ;
-  wire \first_out$174 ;
-  wire \first_out$196 ;
-  wire \first_out$218 ;
-  wire \first_out$257 ;
-  wire \first_out$279 ;
-  wire \first_out$301 ;
-  wire \first_out$340 ;
-  wire \first_out$362 ;
-  wire \first_out$384 ;
-  wire held;
+  wire \first_out$110 ;
+  wire \first_out$145 ;
+  wire \first_out$166 ;
+  wire \first_out$187 ;
+  wire \first_out$224 ;
+  wire \first_out$245 ;
+  wire \first_out$266 ;
+  wire \first_out$303 ;
+  wire \first_out$324 ;
+  wire \first_out$345 ;
+  wire \first_out$91 ;
   wire [127:0] i;
-  reg [31:0] \i$53  = 32'd0;
-  wire [7:0] \i$53[0] ;
-  wire [7:0] \i$53[1] ;
-  wire [7:0] \i$53[2] ;
-  wire [7:0] \i$53[3] ;
-  wire [7:0] \i$55 ;
-  wire [1:0] \i$55[0] ;
-  wire \i$55[0].capture ;
-  wire \i$55[0].shift ;
-  wire [1:0] \i$55[1] ;
-  wire \i$55[1].capture ;
-  wire \i$55[1].shift ;
-  wire [1:0] \i$55[2] ;
-  wire \i$55[2].capture ;
-  wire \i$55[2].shift ;
-  wire [1:0] \i$55[3] ;
-  wire \i$55[3].capture ;
-  wire \i$55[3].shift ;
-  wire [31:0] \i$57 ;
-  wire [7:0] \i$57[0] ;
-  wire [7:0] \i$57[1] ;
-  wire [7:0] \i$57[2] ;
-  wire [7:0] \i$57[3] ;
-  wire [11:0] \i$59 ;
-  wire [2:0] \i$59[0] ;
-  wire \i$59[0].first ;
-  wire \i$59[0].last ;
-  wire \i$59[0].valid ;
-  wire [2:0] \i$59[1] ;
-  wire \i$59[1].first ;
-  wire \i$59[1].last ;
-  wire \i$59[1].valid ;
-  wire [2:0] \i$59[2] ;
-  wire \i$59[2].first ;
-  wire \i$59[2].last ;
-  wire \i$59[2].valid ;
-  wire [2:0] \i$59[3] ;
-  wire \i$59[3].first ;
-  wire \i$59[3].last ;
-  wire \i$59[3].valid ;
+  reg [31:0] \i$30  = 32'd0;
+  wire [7:0] \i$30[0] ;
+  wire [7:0] \i$30[1] ;
+  wire [7:0] \i$30[2] ;
+  wire [7:0] \i$30[3] ;
+  wire [7:0] \i$32 ;
+  wire [1:0] \i$32[0] ;
+  wire \i$32[0].capture ;
+  wire \i$32[0].shift ;
+  wire [1:0] \i$32[1] ;
+  wire \i$32[1].capture ;
+  wire \i$32[1].shift ;
+  wire [1:0] \i$32[2] ;
+  wire \i$32[2].capture ;
+  wire \i$32[2].shift ;
+  wire [1:0] \i$32[3] ;
+  wire \i$32[3].capture ;
+  wire \i$32[3].shift ;
+  wire [31:0] \i$34 ;
+  wire [7:0] \i$34[0] ;
+  wire [7:0] \i$34[1] ;
+  wire [7:0] \i$34[2] ;
+  wire [7:0] \i$34[3] ;
+  wire [11:0] \i$36 ;
+  wire [2:0] \i$36[0] ;
+  wire \i$36[0].first ;
+  wire \i$36[0].last ;
+  wire \i$36[0].valid ;
+  wire [2:0] \i$36[1] ;
+  wire \i$36[1].first ;
+  wire \i$36[1].last ;
+  wire \i$36[1].valid ;
+  wire [2:0] \i$36[2] ;
+  wire \i$36[2].first ;
+  wire \i$36[2].last ;
+  wire \i$36[2].valid ;
+  wire [2:0] \i$36[3] ;
+  wire \i$36[3].first ;
+  wire \i$36[3].last ;
+  wire \i$36[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$63 ;
-  wire [2:0] \i_next$63[0] ;
-  wire \i_next$63[0].first ;
-  wire \i_next$63[0].last ;
-  wire \i_next$63[0].valid ;
-  wire [2:0] \i_next$63[1] ;
-  wire \i_next$63[1].first ;
-  wire \i_next$63[1].last ;
-  wire \i_next$63[1].valid ;
-  wire [2:0] \i_next$63[2] ;
-  wire \i_next$63[2].first ;
-  wire \i_next$63[2].last ;
-  wire \i_next$63[2].valid ;
-  wire [2:0] \i_next$63[3] ;
-  wire \i_next$63[3].first ;
-  wire \i_next$63[3].last ;
-  wire \i_next$63[3].valid ;
-  wire [7:0] \i_next$64 ;
-  wire [1:0] \i_next$64[0] ;
-  wire \i_next$64[0].capture ;
-  wire \i_next$64[0].shift ;
-  wire [1:0] \i_next$64[1] ;
-  wire \i_next$64[1].capture ;
-  wire \i_next$64[1].shift ;
-  wire [1:0] \i_next$64[2] ;
-  wire \i_next$64[2].capture ;
-  wire \i_next$64[2].shift ;
-  wire [1:0] \i_next$64[3] ;
-  wire \i_next$64[3].capture ;
-  wire \i_next$64[3].shift ;
+  wire [11:0] \i_next$40 ;
+  wire [2:0] \i_next$40[0] ;
+  wire \i_next$40[0].first ;
+  wire \i_next$40[0].last ;
+  wire \i_next$40[0].valid ;
+  wire [2:0] \i_next$40[1] ;
+  wire \i_next$40[1].first ;
+  wire \i_next$40[1].last ;
+  wire \i_next$40[1].valid ;
+  wire [2:0] \i_next$40[2] ;
+  wire \i_next$40[2].first ;
+  wire \i_next$40[2].last ;
+  wire \i_next$40[2].valid ;
+  wire [2:0] \i_next$40[3] ;
+  wire \i_next$40[3].first ;
+  wire \i_next$40[3].last ;
+  wire \i_next$40[3].valid ;
+  wire [7:0] \i_next$41 ;
+  wire [1:0] \i_next$41[0] ;
+  wire \i_next$41[0].capture ;
+  wire \i_next$41[0].shift ;
+  wire [1:0] \i_next$41[1] ;
+  wire \i_next$41[1].capture ;
+  wire \i_next$41[1].shift ;
+  wire [1:0] \i_next$41[2] ;
+  wire \i_next$41[2].capture ;
+  wire \i_next$41[2].shift ;
+  wire [1:0] \i_next$41[3] ;
+  wire \i_next$41[3].capture ;
+  wire \i_next$41[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10035,103 +9922,103 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$100 ;
-  wire \last_in$120 ;
-  wire \last_in$140 ;
-  wire \last_in$159 ;
-  wire \last_in$177 ;
-  wire \last_in$199 ;
-  wire \last_in$221 ;
-  wire \last_in$242 ;
-  wire \last_in$260 ;
-  wire \last_in$282 ;
-  wire \last_in$304 ;
-  wire \last_in$325 ;
-  wire \last_in$343 ;
-  wire \last_in$365 ;
-  wire \last_in$387 ;
+  wire \last_in$113 ;
+  wire \last_in$131 ;
+  wire \last_in$148 ;
+  wire \last_in$169 ;
+  wire \last_in$190 ;
+  wire \last_in$210 ;
+  wire \last_in$227 ;
+  wire \last_in$248 ;
+  wire \last_in$269 ;
+  wire \last_in$289 ;
+  wire \last_in$306 ;
+  wire \last_in$327 ;
+  wire \last_in$348 ;
+  wire \last_in$75 ;
+  wire \last_in$94 ;
   wire last_out;
-  wire \last_out$101 ;
-  wire \last_out$121 ;
-  wire \last_out$141 ;
-  wire \last_out$178 ;
-  wire \last_out$200 ;
-  wire \last_out$222 ;
-  wire \last_out$261 ;
-  wire \last_out$283 ;
-  wire \last_out$305 ;
-  wire \last_out$344 ;
-  wire \last_out$366 ;
-  wire \last_out$388 ;
+  wire \last_out$114 ;
+  wire \last_out$149 ;
+  wire \last_out$170 ;
+  wire \last_out$191 ;
+  wire \last_out$228 ;
+  wire \last_out$249 ;
+  wire \last_out$270 ;
+  wire \last_out$307 ;
+  wire \last_out$328 ;
+  wire \last_out$349 ;
+  wire \last_out$76 ;
+  wire \last_out$95 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$70 ;
-  wire [1:0] \o$70[0] ;
-  wire \o$70[0].capture ;
-  wire \o$70[0].shift ;
-  wire [1:0] \o$70[1] ;
-  wire \o$70[1].capture ;
-  wire \o$70[1].shift ;
-  wire [1:0] \o$70[2] ;
-  wire \o$70[2].capture ;
-  wire \o$70[2].shift ;
-  wire [1:0] \o$70[3] ;
-  wire \o$70[3].capture ;
-  wire \o$70[3].shift ;
-  wire [31:0] \o$79 ;
-  wire [7:0] \o$79[0] ;
-  wire [7:0] \o$79[1] ;
-  wire [7:0] \o$79[2] ;
-  wire [7:0] \o$79[3] ;
-  wire [11:0] \o$81 ;
-  wire [2:0] \o$81[0] ;
-  wire \o$81[0].first ;
-  wire \o$81[0].last ;
-  wire \o$81[0].valid ;
-  wire [2:0] \o$81[1] ;
-  wire \o$81[1].first ;
-  wire \o$81[1].last ;
-  wire \o$81[1].valid ;
-  wire [2:0] \o$81[2] ;
-  wire \o$81[2].first ;
-  wire \o$81[2].last ;
-  wire \o$81[2].valid ;
-  wire [2:0] \o$81[3] ;
-  wire \o$81[3].first ;
-  wire \o$81[3].last ;
-  wire \o$81[3].valid ;
-  wire [31:0] \o$86 ;
-  wire [7:0] \o$86[0] ;
-  wire [7:0] \o$86[1] ;
-  wire [7:0] \o$86[2] ;
-  wire [7:0] \o$86[3] ;
+  wire [7:0] \o$46 ;
+  wire [1:0] \o$46[0] ;
+  wire \o$46[0].capture ;
+  wire \o$46[0].shift ;
+  wire [1:0] \o$46[1] ;
+  wire \o$46[1].capture ;
+  wire \o$46[1].shift ;
+  wire [1:0] \o$46[2] ;
+  wire \o$46[2].capture ;
+  wire \o$46[2].shift ;
+  wire [1:0] \o$46[3] ;
+  wire \o$46[3].capture ;
+  wire \o$46[3].shift ;
+  wire [31:0] \o$55 ;
+  wire [7:0] \o$55[0] ;
+  wire [7:0] \o$55[1] ;
+  wire [7:0] \o$55[2] ;
+  wire [7:0] \o$55[3] ;
+  wire [11:0] \o$57 ;
+  wire [2:0] \o$57[0] ;
+  wire \o$57[0].first ;
+  wire \o$57[0].last ;
+  wire \o$57[0].valid ;
+  wire [2:0] \o$57[1] ;
+  wire \o$57[1].first ;
+  wire \o$57[1].last ;
+  wire \o$57[1].valid ;
+  wire [2:0] \o$57[2] ;
+  wire \o$57[2].first ;
+  wire \o$57[2].last ;
+  wire \o$57[2].valid ;
+  wire [2:0] \o$57[3] ;
+  wire \o$57[3].first ;
+  wire \o$57[3].last ;
+  wire \o$57[3].valid ;
+  wire [31:0] \o$62 ;
+  wire [7:0] \o$62[0] ;
+  wire [7:0] \o$62[1] ;
+  wire [7:0] \o$62[2] ;
+  wire [7:0] \o$62[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$74 ;
-  wire [7:0] \o_next$74[0] ;
-  wire [7:0] \o_next$74[1] ;
-  wire [7:0] \o_next$74[2] ;
-  wire [7:0] \o_next$74[3] ;
-  wire [11:0] \o_next$76 ;
-  wire [2:0] \o_next$76[0] ;
-  wire \o_next$76[0].first ;
-  wire \o_next$76[0].last ;
-  wire \o_next$76[0].valid ;
-  wire [2:0] \o_next$76[1] ;
-  wire \o_next$76[1].first ;
-  wire \o_next$76[1].last ;
-  wire \o_next$76[1].valid ;
-  wire [2:0] \o_next$76[2] ;
-  wire \o_next$76[2].first ;
-  wire \o_next$76[2].last ;
-  wire \o_next$76[2].valid ;
-  wire [2:0] \o_next$76[3] ;
-  wire \o_next$76[3].first ;
-  wire \o_next$76[3].last ;
-  wire \o_next$76[3].valid ;
+  wire [31:0] \o_next$50 ;
+  wire [7:0] \o_next$50[0] ;
+  wire [7:0] \o_next$50[1] ;
+  wire [7:0] \o_next$50[2] ;
+  wire [7:0] \o_next$50[3] ;
+  wire [11:0] \o_next$52 ;
+  wire [2:0] \o_next$52[0] ;
+  wire \o_next$52[0].first ;
+  wire \o_next$52[0].last ;
+  wire \o_next$52[0].valid ;
+  wire [2:0] \o_next$52[1] ;
+  wire \o_next$52[1].first ;
+  wire \o_next$52[1].last ;
+  wire \o_next$52[1].valid ;
+  wire [2:0] \o_next$52[2] ;
+  wire \o_next$52[2].first ;
+  wire \o_next$52[2].last ;
+  wire \o_next$52[2].valid ;
+  wire [2:0] \o_next$52[3] ;
+  wire \o_next$52[3].first ;
+  wire \o_next$52[3].last ;
+  wire \o_next$52[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -10156,6 +10043,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire operands__ready;
   input operands__valid;
   wire operands__valid;
+  output [128:0] out;
   wire [128:0] out;
   wire [127:0] \out.c ;
   wire [31:0] \out.c[0] ;
@@ -10164,39 +10052,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$105 ;
-  wire [31:0] \psum_in$125 ;
-  wire [31:0] \psum_in$145 ;
-  wire [31:0] \psum_in$160 ;
-  wire [31:0] \psum_in$182 ;
-  wire [31:0] \psum_in$204 ;
-  wire [31:0] \psum_in$226 ;
-  wire [31:0] \psum_in$243 ;
-  wire [31:0] \psum_in$265 ;
-  wire [31:0] \psum_in$287 ;
-  wire [31:0] \psum_in$309 ;
-  wire [31:0] \psum_in$326 ;
-  wire [31:0] \psum_in$348 ;
-  wire [31:0] \psum_in$370 ;
-  wire [31:0] \psum_in$392 ;
+  wire [31:0] \psum_in$118 ;
+  wire [31:0] \psum_in$132 ;
+  wire [31:0] \psum_in$153 ;
+  wire [31:0] \psum_in$174 ;
+  wire [31:0] \psum_in$195 ;
+  wire [31:0] \psum_in$211 ;
+  wire [31:0] \psum_in$232 ;
+  wire [31:0] \psum_in$253 ;
+  wire [31:0] \psum_in$274 ;
+  wire [31:0] \psum_in$290 ;
+  wire [31:0] \psum_in$311 ;
+  wire [31:0] \psum_in$332 ;
+  wire [31:0] \psum_in$353 ;
+  wire [31:0] \psum_in$80 ;
+  wire [31:0] \psum_in$99 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$161 ;
-  wire [31:0] \psum_out$183 ;
-  wire [31:0] \psum_out$205 ;
-  wire [31:0] \psum_out$227 ;
-  wire [31:0] \psum_out$244 ;
-  wire [31:0] \psum_out$266 ;
-  wire [31:0] \psum_out$288 ;
-  wire [31:0] \psum_out$310 ;
-  wire [31:0] \psum_out$327 ;
-  wire [31:0] \psum_out$349 ;
-  wire [31:0] \psum_out$371 ;
-  wire [31:0] \psum_out$393 ;
+  wire [31:0] \psum_out$133 ;
+  wire [31:0] \psum_out$154 ;
+  wire [31:0] \psum_out$175 ;
+  wire [31:0] \psum_out$196 ;
+  wire [31:0] \psum_out$212 ;
+  wire [31:0] \psum_out$233 ;
+  wire [31:0] \psum_out$254 ;
+  wire [31:0] \psum_out$275 ;
+  wire [31:0] \psum_out$291 ;
+  wire [31:0] \psum_out$312 ;
+  wire [31:0] \psum_out$333 ;
+  wire [31:0] \psum_out$354 ;
   wire [31:0] \psum_out$4 ;
   wire [31:0] \psum_out$5 ;
   wire [31:0] \psum_out$6 ;
   reg released = 1'h0;
-  output [128:0] results__payload;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
@@ -10204,8 +10091,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire [31:0] \results__payload.c[2] ;
   wire [31:0] \results__payload.c[3] ;
   wire \results__payload.last ;
-  input results__ready;
-  wire results__ready;
   output results__valid;
   wire results__valid;
   reg rst_group_row_0 = 1'h1;
@@ -10264,110 +10149,98 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   (* init = 1'h0 *)
   wire shift_3_3;
   reg [2:0] since_first = 3'h4;
-  reg [128:0] skid = 129'h000000000000000000000000000000000;
-  wire [127:0] \skid.c ;
-  wire [31:0] \skid.c[0] ;
-  wire [31:0] \skid.c[1] ;
-  wire [31:0] \skid.c[2] ;
-  wire [31:0] \skid.c[3] ;
-  wire \skid.last ;
-  reg skid_valid = 1'h0;
-  reg skid_valid_0 = 1'h0;
-  reg skid_valid_1 = 1'h0;
-  reg skid_valid_2 = 1'h0;
-  reg skid_valid_3 = 1'h0;
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$102 ;
-  wire \valid_in$122 ;
-  wire \valid_in$142 ;
-  wire \valid_in$157 ;
-  wire \valid_in$179 ;
-  wire \valid_in$201 ;
-  wire \valid_in$223 ;
-  wire \valid_in$240 ;
-  wire \valid_in$262 ;
-  wire \valid_in$284 ;
-  wire \valid_in$306 ;
-  wire \valid_in$323 ;
-  wire \valid_in$345 ;
-  wire \valid_in$367 ;
-  wire \valid_in$389 ;
+  wire \valid_in$115 ;
+  wire \valid_in$129 ;
+  wire \valid_in$150 ;
+  wire \valid_in$171 ;
+  wire \valid_in$192 ;
+  wire \valid_in$208 ;
+  wire \valid_in$229 ;
+  wire \valid_in$250 ;
+  wire \valid_in$271 ;
+  wire \valid_in$287 ;
+  wire \valid_in$308 ;
+  wire \valid_in$329 ;
+  wire \valid_in$350 ;
+  wire \valid_in$77 ;
+  wire \valid_in$96 ;
   wire valid_next;
-  wire \valid_next$104 ;
-  wire \valid_next$124 ;
-  wire \valid_next$144 ;
-  wire \valid_next$155 ;
-  wire \valid_next$181 ;
-  wire \valid_next$203 ;
-  wire \valid_next$225 ;
-  wire \valid_next$238 ;
-  wire \valid_next$264 ;
-  wire \valid_next$286 ;
-  wire \valid_next$308 ;
-  wire \valid_next$321 ;
-  wire \valid_next$347 ;
-  wire \valid_next$369 ;
-  wire \valid_next$391 ;
+  wire \valid_next$117 ;
+  wire \valid_next$127 ;
+  wire \valid_next$152 ;
+  wire \valid_next$173 ;
+  wire \valid_next$194 ;
+  wire \valid_next$206 ;
+  wire \valid_next$231 ;
+  wire \valid_next$252 ;
+  wire \valid_next$273 ;
+  wire \valid_next$285 ;
+  wire \valid_next$310 ;
+  wire \valid_next$331 ;
+  wire \valid_next$352 ;
+  wire \valid_next$79 ;
+  wire \valid_next$98 ;
   wire valid_out;
-  wire \valid_out$103 ;
-  wire \valid_out$123 ;
-  wire \valid_out$143 ;
-  wire \valid_out$180 ;
-  wire \valid_out$202 ;
-  wire \valid_out$224 ;
-  wire \valid_out$263 ;
-  wire \valid_out$285 ;
-  wire \valid_out$307 ;
-  wire \valid_out$346 ;
-  wire \valid_out$368 ;
-  wire \valid_out$390 ;
+  wire \valid_out$116 ;
+  wire \valid_out$151 ;
+  wire \valid_out$172 ;
+  wire \valid_out$193 ;
+  wire \valid_out$230 ;
+  wire \valid_out$251 ;
+  wire \valid_out$272 ;
+  wire \valid_out$309 ;
+  wire \valid_out$330 ;
+  wire \valid_out$351 ;
+  wire \valid_out$78 ;
+  wire \valid_out$97 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$106 ;
-  wire [7:0] \w_in$126 ;
-  wire [7:0] \w_in$146 ;
-  wire [7:0] \w_in$162 ;
-  wire [7:0] \w_in$184 ;
-  wire [7:0] \w_in$206 ;
-  wire [7:0] \w_in$228 ;
-  wire [7:0] \w_in$245 ;
-  wire [7:0] \w_in$267 ;
-  wire [7:0] \w_in$289 ;
-  wire [7:0] \w_in$311 ;
-  wire [7:0] \w_in$328 ;
-  wire [7:0] \w_in$350 ;
-  wire [7:0] \w_in$372 ;
-  wire [7:0] \w_in$394 ;
+  wire [7:0] \w_in$100 ;
+  wire [7:0] \w_in$119 ;
+  wire [7:0] \w_in$134 ;
+  wire [7:0] \w_in$155 ;
+  wire [7:0] \w_in$176 ;
+  wire [7:0] \w_in$197 ;
+  wire [7:0] \w_in$213 ;
+  wire [7:0] \w_in$234 ;
+  wire [7:0] \w_in$255 ;
+  wire [7:0] \w_in$276 ;
+  wire [7:0] \w_in$292 ;
+  wire [7:0] \w_in$313 ;
+  wire [7:0] \w_in$334 ;
+  wire [7:0] \w_in$355 ;
+  wire [7:0] \w_in$81 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$185 ;
-  wire [7:0] \w_out$207 ;
-  wire [7:0] \w_out$229 ;
-  wire [7:0] \w_out$246 ;
-  wire [7:0] \w_out$268 ;
-  wire [7:0] \w_out$290 ;
-  wire [7:0] \w_out$312 ;
-  wire [7:0] \w_out$329 ;
-  wire [7:0] \w_out$351 ;
-  wire [7:0] \w_out$373 ;
-  wire [7:0] \w_out$395 ;
+  wire [7:0] \w_out$156 ;
+  wire [7:0] \w_out$177 ;
+  wire [7:0] \w_out$198 ;
+  wire [7:0] \w_out$214 ;
+  wire [7:0] \w_out$235 ;
+  wire [7:0] \w_out$256 ;
+  wire [7:0] \w_out$277 ;
+  wire [7:0] \w_out$293 ;
+  wire [7:0] \w_out$314 ;
+  wire [7:0] \w_out$335 ;
+  wire [7:0] \w_out$356 ;
   reg w_shift = 1'h0;
-  reg \w_shift$109  = 1'h0;
-  reg \w_shift$129  = 1'h0;
-  reg \w_shift$149  = 1'h0;
-  reg \w_shift$166  = 1'h0;
-  reg \w_shift$188  = 1'h0;
-  reg \w_shift$210  = 1'h0;
-  reg \w_shift$232  = 1'h0;
-  reg \w_shift$249  = 1'h0;
-  reg \w_shift$271  = 1'h0;
-  reg \w_shift$293  = 1'h0;
-  reg \w_shift$315  = 1'h0;
-  reg \w_shift$332  = 1'h0;
-  reg \w_shift$354  = 1'h0;
-  reg \w_shift$376  = 1'h0;
-  reg \w_shift$89  = 1'h0;
+  reg \w_shift$102  = 1'h0;
+  reg \w_shift$121  = 1'h0;
+  reg \w_shift$137  = 1'h0;
+  reg \w_shift$158  = 1'h0;
+  reg \w_shift$179  = 1'h0;
+  reg \w_shift$200  = 1'h0;
+  reg \w_shift$216  = 1'h0;
+  reg \w_shift$237  = 1'h0;
+  reg \w_shift$258  = 1'h0;
+  reg \w_shift$279  = 1'h0;
+  reg \w_shift$295  = 1'h0;
+  reg \w_shift$316  = 1'h0;
+  reg \w_shift$337  = 1'h0;
+  reg \w_shift$64  = 1'h0;
+  reg \w_shift$83  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -10379,110 +10252,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign \$3  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$4  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$5  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$6  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$7  = ~ first;
-  assign \$8  = \$7  | shadow_full;
-  assign \$9  = \en$27  & \$8 ;
-  assign operands__ready = \$9  & released;
-  assign a_accept = operands__valid & operands__ready;
-  assign \$10  = loaded == 3'h4;
-  assign \$11  = \en$27  & \$10 ;
-  assign \$12  = ~ shadow_full;
-  assign \$13  = \$11  & \$12 ;
-  assign \$14  = since_first >= 2'h3;
-  assign capture = \$13  & \$14 ;
-  assign \$15  = loaded < 3'h4;
-  assign \$16  = \$15  | capture;
-  assign \$17  = \en$27  & \$16 ;
-  assign weights__ready = \$17  & released;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$18  = in_flags[0] | results__valid;
-  assign \$19  = | { \valid_in$389 , \valid_in$367 , \valid_in$345 , \o$81 [9], \valid_in$306 , \valid_in$284 , \valid_in$262 , \o$81 [6], \valid_in$223 , \valid_in$201 , \valid_in$179 , \o$81 [3], \valid_in$142 , \valid_in$122 , \valid_in$102 , \o$81 [0] };
-  assign busy = \$18  | \$19 ;
-  assign \$20  = ~ skid_valid;
-  assign \$21  = ~ skid_valid_0;
-  assign \$22  = ~ skid_valid_1;
-  assign \$23  = ~ skid_valid_2;
-  assign \$24  = ~ skid_valid_3;
-  assign \$25  = ~ held;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
-  assign \$30  = loaded + 1'h1;
-  assign \$31  = a_accept & first;
-  assign \$32  = a_accept & first;
-  assign \$33  = since_first < 3'h4;
-  assign \$34  = since_first + 1'h1;
-  assign \$35  = ~ held;
-  assign \$36  = ~ held;
-  assign \$37  = ~ held;
-  assign \$38  = ~ held;
-  assign \$39  = ~ held;
-  assign \$40  = ~ held;
-  assign \$41  = ~ held;
-  assign \$42  = ~ held;
-  assign \$43  = ~ held;
-  assign \$44  = ~ held;
-  assign \$45  = ~ held;
-  assign \$46  = ~ held;
-  assign \$47  = ~ held;
-  assign \$48  = ~ held;
-  assign \$49  = ~ held;
-  assign \$50  = ~ held;
-  assign \$51  = ~ held;
-  assign \$52  = ~ held;
-  assign \$53  = ~ held;
-  assign \$54  = \en$65  ? o_next[0] : w_shift;
-  assign \$55  = ~ held;
-  assign \$56  = \en$87  ? o_next[2] : \w_shift$89 ;
-  assign \$57  = ~ held;
-  assign \$58  = \en$107  ? o_next[4] : \w_shift$109 ;
-  assign \$59  = ~ held;
-  assign \$60  = \en$127  ? o_next[6] : \w_shift$129 ;
-  assign \$61  = ~ held;
-  assign \$62  = \en$147  ? o_next[0] : \w_shift$149 ;
-  assign \$63  = ~ held;
-  assign \$64  = \en$164  ? o_next[2] : \w_shift$166 ;
-  assign \$65  = ~ held;
-  assign \$66  = \en$186  ? o_next[4] : \w_shift$188 ;
-  assign \$67  = ~ held;
-  assign \$68  = \en$208  ? o_next[6] : \w_shift$210 ;
-  assign \$69  = ~ held;
-  assign \$70  = \en$230  ? o_next[0] : \w_shift$232 ;
-  assign \$71  = ~ held;
-  assign \$72  = \en$247  ? o_next[2] : \w_shift$249 ;
-  assign \$73  = ~ held;
-  assign \$74  = \en$269  ? o_next[4] : \w_shift$271 ;
-  assign \$75  = ~ held;
-  assign \$76  = \en$291  ? o_next[6] : \w_shift$293 ;
-  assign \$77  = ~ held;
-  assign \$78  = \en$313  ? o_next[0] : \w_shift$315 ;
-  assign \$79  = ~ held;
-  assign \$80  = \en$330  ? o_next[2] : \w_shift$332 ;
-  assign \$81  = ~ held;
-  assign \$82  = \en$352  ? o_next[4] : \w_shift$354 ;
-  assign \$83  = ~ held;
-  assign \$84  = \en$374  ? o_next[6] : \w_shift$376 ;
-  always @(posedge units_sync_clk)
-    rst_group_row_0 <= engine_rst;
-  always @(posedge units_sync_clk)
-    rst_pe_0_0 <= rst_group_row_0;
-  always @(posedge units_sync_clk)
-    rst_pe_0_1 <= rst_group_row_0;
-  always @(posedge units_sync_clk)
-    rst_pe_0_2 <= rst_group_row_0;
-  always @(posedge units_sync_clk)
-    rst_pe_0_3 <= rst_group_row_0;
-  always @(posedge units_sync_clk)
-    rst_group_row_1 <= engine_rst;
-  always @(posedge units_sync_clk)
-    rst_pe_1_0 <= rst_group_row_1;
-  always @(posedge units_sync_clk)
-    rst_pe_1_1 <= rst_group_row_1;
   always @(posedge units_sync_clk)
     rst_pe_1_2 <= rst_group_row_1;
   always @(posedge units_sync_clk)
@@ -10508,890 +10277,733 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge units_sync_clk)
-    skid_valid <= \$85 ;
+    released <= \$35 ;
   always @(posedge units_sync_clk)
-    skid <= \$86 ;
+    loaded <= \$36 ;
   always @(posedge units_sync_clk)
-    skid_valid_0 <= held;
+    shadow_full <= \$37 ;
   always @(posedge units_sync_clk)
-    skid_valid_1 <= held;
+    since_first <= \$38 ;
   always @(posedge units_sync_clk)
-    skid_valid_2 <= held;
+    first <= \$39 ;
   always @(posedge units_sync_clk)
-    skid_valid_3 <= held;
+    \i$30  <= \$40 ;
   always @(posedge units_sync_clk)
-    en_deskew_0 <= \$25 ;
+    in_a <= \$41 ;
   always @(posedge units_sync_clk)
-    en_deskew_1 <= \$26 ;
+    in_wctl <= \$42 ;
   always @(posedge units_sync_clk)
-    en_deskew_2 <= \$27 ;
-  always @(posedge units_sync_clk)
-    en_deskew_3 <= \$28 ;
-  always @(posedge units_sync_clk)
-    \en$27  <= \$29 ;
-  always @(posedge units_sync_clk)
-    released <= \$87 ;
-  always @(posedge units_sync_clk)
-    loaded <= \$88 ;
-  always @(posedge units_sync_clk)
-    shadow_full <= \$89 ;
-  always @(posedge units_sync_clk)
-    since_first <= \$90 ;
-  always @(posedge units_sync_clk)
-    first <= \$91 ;
-  always @(posedge units_sync_clk)
-    en_in_w_0 <= \$35 ;
-  always @(posedge units_sync_clk)
-    \i$53  <= \$92 ;
-  always @(posedge units_sync_clk)
-    en_in_w_1 <= \$36 ;
-  always @(posedge units_sync_clk)
-    en_in_w_2 <= \$37 ;
-  always @(posedge units_sync_clk)
-    en_in_w_3 <= \$38 ;
-  always @(posedge units_sync_clk)
-    en_in_a_0 <= \$39 ;
-  always @(posedge units_sync_clk)
-    in_a <= \$93 ;
-  always @(posedge units_sync_clk)
-    en_in_a_1 <= \$40 ;
-  always @(posedge units_sync_clk)
-    en_in_a_2 <= \$41 ;
-  always @(posedge units_sync_clk)
-    en_in_a_3 <= \$42 ;
-  always @(posedge units_sync_clk)
-    in_wctl <= \$94 ;
-  always @(posedge units_sync_clk)
-    in_flags <= \$95 ;
+    in_flags <= \$43 ;
   always @(posedge units_sync_clk)
     rst_group_skew_flags <= engine_rst;
   always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
   always @(posedge units_sync_clk)
-    en_skew_w_0 <= \$43 ;
+    w_shift <= \$19 ;
   always @(posedge units_sync_clk)
-    en_skew_w_1 <= \$44 ;
+    \w_shift$64  <= \$20 ;
   always @(posedge units_sync_clk)
-    en_skew_w_2 <= \$45 ;
+    \w_shift$83  <= \$21 ;
   always @(posedge units_sync_clk)
-    en_skew_w_3 <= \$46 ;
+    \w_shift$102  <= \$22 ;
   always @(posedge units_sync_clk)
-    \en$44  <= \$47 ;
+    \w_shift$121  <= \$23 ;
   always @(posedge units_sync_clk)
-    en_skew_a_0 <= \$48 ;
+    \w_shift$137  <= \$24 ;
   always @(posedge units_sync_clk)
-    en_skew_a_1 <= \$49 ;
+    \w_shift$158  <= \$25 ;
   always @(posedge units_sync_clk)
-    en_skew_a_2 <= \$50 ;
+    \w_shift$179  <= \$26 ;
   always @(posedge units_sync_clk)
-    en_skew_a_3 <= \$51 ;
+    \w_shift$200  <= \$27 ;
   always @(posedge units_sync_clk)
-    \en$51  <= \$52 ;
+    \w_shift$216  <= \$28 ;
   always @(posedge units_sync_clk)
-    \en$65  <= \$53 ;
+    \w_shift$237  <= \$29 ;
   always @(posedge units_sync_clk)
-    w_shift <= \$54 ;
+    \w_shift$258  <= \$30 ;
   always @(posedge units_sync_clk)
-    \en$87  <= \$55 ;
+    \w_shift$279  <= \$31 ;
   always @(posedge units_sync_clk)
-    \w_shift$89  <= \$56 ;
+    \w_shift$295  <= \$32 ;
   always @(posedge units_sync_clk)
-    \en$107  <= \$57 ;
+    \w_shift$316  <= \$33 ;
   always @(posedge units_sync_clk)
-    \w_shift$109  <= \$58 ;
+    \w_shift$337  <= \$34 ;
+  assign \$1  = ~ first;
+  assign \$2  = \$1  | shadow_full;
+  assign operands__ready = \$3  & released;
+  assign a_accept = operands__valid & operands__ready;
+  assign \$4  = loaded == 3'h4;
+  assign \$6  = ~ shadow_full;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = since_first >= 2'h3;
+  assign capture = \$7  & \$8 ;
+  assign \$9  = loaded < 3'h4;
+  assign \$10  = \$9  | capture;
+  assign weights__ready = \$11  & released;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$12  = in_flags[0] | results__valid;
+  assign \$13  = | { \valid_in$350 , \valid_in$329 , \valid_in$308 , \o$57 [9], \valid_in$271 , \valid_in$250 , \valid_in$229 , \o$57 [6], \valid_in$192 , \valid_in$171 , \valid_in$150 , \o$57 [3], \valid_in$115 , \valid_in$96 , \valid_in$77 , \o$57 [0] };
+  assign busy = \$12  | \$13 ;
+  assign \$14  = loaded + 1'h1;
+  assign \$15  = a_accept & first;
+  assign \$16  = a_accept & first;
+  assign \$17  = since_first < 3'h4;
+  assign \$18  = since_first + 1'h1;
   always @(posedge units_sync_clk)
-    \en$127  <= \$59 ;
+    rst_group_row_0 <= engine_rst;
   always @(posedge units_sync_clk)
-    \w_shift$129  <= \$60 ;
+    rst_pe_0_0 <= rst_group_row_0;
   always @(posedge units_sync_clk)
-    \en$147  <= \$61 ;
+    rst_pe_0_1 <= rst_group_row_0;
   always @(posedge units_sync_clk)
-    \w_shift$149  <= \$62 ;
+    rst_pe_0_2 <= rst_group_row_0;
   always @(posedge units_sync_clk)
-    \en$164  <= \$63 ;
+    rst_pe_0_3 <= rst_group_row_0;
   always @(posedge units_sync_clk)
-    \w_shift$166  <= \$64 ;
+    rst_group_row_1 <= engine_rst;
   always @(posedge units_sync_clk)
-    \en$186  <= \$65 ;
+    rst_pe_1_0 <= rst_group_row_1;
   always @(posedge units_sync_clk)
-    \w_shift$188  <= \$66 ;
-  always @(posedge units_sync_clk)
-    \en$208  <= \$67 ;
-  always @(posedge units_sync_clk)
-    \w_shift$210  <= \$68 ;
-  always @(posedge units_sync_clk)
-    \en$230  <= \$69 ;
-  always @(posedge units_sync_clk)
-    \w_shift$232  <= \$70 ;
-  always @(posedge units_sync_clk)
-    \en$247  <= \$71 ;
-  always @(posedge units_sync_clk)
-    \w_shift$249  <= \$72 ;
-  always @(posedge units_sync_clk)
-    \en$269  <= \$73 ;
-  always @(posedge units_sync_clk)
-    \w_shift$271  <= \$74 ;
-  always @(posedge units_sync_clk)
-    \en$291  <= \$75 ;
-  always @(posedge units_sync_clk)
-    \w_shift$293  <= \$76 ;
-  always @(posedge units_sync_clk)
-    \en$313  <= \$77 ;
-  always @(posedge units_sync_clk)
-    \w_shift$315  <= \$78 ;
-  always @(posedge units_sync_clk)
-    \en$330  <= \$79 ;
-  always @(posedge units_sync_clk)
-    \w_shift$332  <= \$80 ;
-  always @(posedge units_sync_clk)
-    \en$352  <= \$81 ;
-  always @(posedge units_sync_clk)
-    \w_shift$354  <= \$82 ;
-  always @(posedge units_sync_clk)
-    \en$374  <= \$83 ;
-  always @(posedge units_sync_clk)
-    \w_shift$376  <= \$84 ;
-  assign results__valid = skid_valid | valid_out;
-  assign \$1  = skid_valid ? skid[128] : out[128];
-  assign \$2  = ~ results__ready;
-  assign held = results__valid & \$2 ;
+    rst_pe_1_1 <= rst_group_row_1;
   \accelerator.engine.core.deskew  deskew (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
     .i(i),
-    .o(o),
-    .\port$2820$0 (en_deskew_0),
-    .\port$2821$0 (en_deskew_1),
-    .\port$2822$0 (en_deskew_2),
-    .\port$2823$0 (en_deskew_3)
+    .o(o)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$79 [7:0]),
-    .a_next(\o_next$74 [7:0]),
-    .a_out(\a_in$93 ),
+    .a_in(\o$55 [7:0]),
+    .a_next(\o_next$50 [7:0]),
+    .a_out(\a_in$68 ),
     .capture_next(o_next[1]),
-    .en(\en$65 ),
-    .first_next_out(\first_next$98 ),
-    .first_out(\first_in$96 ),
-    .last_out(\last_in$100 ),
-    .\port$3273$0 (\o$81 [2:0]),
-    .\port$3274$0 (\o_next$76 [1:0]),
-    .psum_out(\psum_in$160 ),
+    .first_next_out(\first_next$73 ),
+    .first_out(\first_in$71 ),
+    .last_out(\last_in$75 ),
+    .\port$3148$0 (\o$57 [2:0]),
+    .\port$3149$0 (\o_next$52 [1:0]),
+    .psum_out(\psum_in$132 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$102 ),
-    .w_in(\o$86 [7:0]),
-    .w_out(\w_in$162 ),
+    .valid_out(\valid_in$77 ),
+    .w_in(\o$62 [7:0]),
+    .w_out(\w_in$134 ),
     .w_shift(w_shift)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$93 ),
-    .a_next(\o$79 [7:0]),
-    .a_out(\a_in$113 ),
+    .a_in(\a_in$68 ),
+    .a_next(\o$55 [7:0]),
+    .a_out(\a_in$87 ),
     .capture_next(o_next[3]),
-    .en(\en$87 ),
-    .first_in(\first_in$96 ),
-    .first_next(\first_next$98 ),
-    .first_next_out(\first_next$118 ),
-    .first_out(\first_in$116 ),
-    .last_in(\last_in$100 ),
-    .last_out(\last_in$120 ),
-    .psum_out(\psum_in$182 ),
+    .first_in(\first_in$71 ),
+    .first_next(\first_next$73 ),
+    .first_next_out(\first_next$92 ),
+    .first_out(\first_in$90 ),
+    .last_in(\last_in$75 ),
+    .last_out(\last_in$94 ),
+    .psum_out(\psum_in$153 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$102 ),
-    .valid_next(\o$81 [0]),
-    .valid_out(\valid_in$122 ),
-    .w_in(\o$86 [15:8]),
-    .w_out(\w_in$184 ),
-    .w_shift(\w_shift$89 )
+    .valid_in(\valid_in$77 ),
+    .valid_next(\o$57 [0]),
+    .valid_out(\valid_in$96 ),
+    .w_in(\o$62 [15:8]),
+    .w_out(\w_in$155 ),
+    .w_shift(\w_shift$64 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$113 ),
-    .a_next(\a_in$93 ),
-    .a_out(\a_in$133 ),
+    .a_in(\a_in$87 ),
+    .a_next(\a_in$68 ),
+    .a_out(\a_in$106 ),
     .capture_next(o_next[5]),
-    .en(\en$107 ),
-    .first_in(\first_in$116 ),
-    .first_next(\first_next$118 ),
-    .first_next_out(\first_next$138 ),
-    .first_out(\first_in$136 ),
-    .last_in(\last_in$120 ),
-    .last_out(\last_in$140 ),
-    .psum_out(\psum_in$204 ),
+    .first_in(\first_in$90 ),
+    .first_next(\first_next$92 ),
+    .first_next_out(\first_next$111 ),
+    .first_out(\first_in$109 ),
+    .last_in(\last_in$94 ),
+    .last_out(\last_in$113 ),
+    .psum_out(\psum_in$174 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$122 ),
-    .valid_next(\valid_in$102 ),
-    .valid_out(\valid_in$142 ),
-    .w_in(\o$86 [23:16]),
-    .w_out(\w_in$206 ),
-    .w_shift(\w_shift$109 )
+    .valid_in(\valid_in$96 ),
+    .valid_next(\valid_in$77 ),
+    .valid_out(\valid_in$115 ),
+    .w_in(\o$62 [23:16]),
+    .w_out(\w_in$176 ),
+    .w_shift(\w_shift$83 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$133 ),
-    .a_next(\a_in$113 ),
+    .a_in(\a_in$106 ),
+    .a_next(\a_in$87 ),
     .capture_next(o_next[7]),
-    .en(\en$127 ),
-    .first_in(\first_in$136 ),
-    .first_next(\first_next$138 ),
-    .last_in(\last_in$140 ),
-    .psum_out(\psum_in$226 ),
+    .first_in(\first_in$109 ),
+    .first_next(\first_next$111 ),
+    .last_in(\last_in$113 ),
+    .psum_out(\psum_in$195 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$142 ),
-    .valid_next(\valid_in$122 ),
-    .w_in(\o$86 [31:24]),
-    .w_out(\w_in$228 ),
-    .w_shift(\w_shift$129 )
+    .valid_in(\valid_in$115 ),
+    .valid_next(\valid_in$96 ),
+    .w_in(\o$62 [31:24]),
+    .w_out(\w_in$197 ),
+    .w_shift(\w_shift$102 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$79 [15:8]),
-    .a_next(\o_next$74 [15:8]),
-    .a_out(\a_in$170 ),
+    .a_in(\o$55 [15:8]),
+    .a_next(\o_next$50 [15:8]),
+    .a_out(\a_in$141 ),
     .capture_next(o_next[1]),
-    .en(\en$147 ),
-    .first_next_out(\first_next$175 ),
-    .first_out(\first_in$173 ),
-    .last_out(\last_in$177 ),
-    .\port$3273$3 (\o$81 [5:3]),
-    .\port$3274$3 (\o_next$76 [4:3]),
-    .psum_in(\psum_in$160 ),
-    .psum_out(\psum_in$243 ),
+    .first_next_out(\first_next$146 ),
+    .first_out(\first_in$144 ),
+    .last_out(\last_in$148 ),
+    .\port$3148$3 (\o$57 [5:3]),
+    .\port$3149$3 (\o_next$52 [4:3]),
+    .psum_in(\psum_in$132 ),
+    .psum_out(\psum_in$211 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$179 ),
-    .w_in(\w_in$162 ),
-    .w_out(\w_in$245 ),
-    .w_shift(\w_shift$149 )
+    .valid_out(\valid_in$150 ),
+    .w_in(\w_in$134 ),
+    .w_out(\w_in$213 ),
+    .w_shift(\w_shift$121 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$170 ),
-    .a_next(\o$79 [15:8]),
-    .a_out(\a_in$192 ),
+    .a_in(\a_in$141 ),
+    .a_next(\o$55 [15:8]),
+    .a_out(\a_in$162 ),
     .capture_next(o_next[3]),
-    .en(\en$164 ),
-    .first_in(\first_in$173 ),
-    .first_next(\first_next$175 ),
-    .first_next_out(\first_next$197 ),
-    .first_out(\first_in$195 ),
-    .last_in(\last_in$177 ),
-    .last_out(\last_in$199 ),
-    .psum_in(\psum_in$182 ),
-    .psum_out(\psum_in$265 ),
+    .first_in(\first_in$144 ),
+    .first_next(\first_next$146 ),
+    .first_next_out(\first_next$167 ),
+    .first_out(\first_in$165 ),
+    .last_in(\last_in$148 ),
+    .last_out(\last_in$169 ),
+    .psum_in(\psum_in$153 ),
+    .psum_out(\psum_in$232 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$179 ),
-    .valid_next(\o$81 [3]),
-    .valid_out(\valid_in$201 ),
-    .w_in(\w_in$184 ),
-    .w_out(\w_in$267 ),
-    .w_shift(\w_shift$166 )
+    .valid_in(\valid_in$150 ),
+    .valid_next(\o$57 [3]),
+    .valid_out(\valid_in$171 ),
+    .w_in(\w_in$155 ),
+    .w_out(\w_in$234 ),
+    .w_shift(\w_shift$137 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$192 ),
-    .a_next(\a_in$170 ),
-    .a_out(\a_in$214 ),
+    .a_in(\a_in$162 ),
+    .a_next(\a_in$141 ),
+    .a_out(\a_in$183 ),
     .capture_next(o_next[5]),
-    .en(\en$186 ),
-    .first_in(\first_in$195 ),
-    .first_next(\first_next$197 ),
-    .first_next_out(\first_next$219 ),
-    .first_out(\first_in$217 ),
-    .last_in(\last_in$199 ),
-    .last_out(\last_in$221 ),
-    .psum_in(\psum_in$204 ),
-    .psum_out(\psum_in$287 ),
+    .first_in(\first_in$165 ),
+    .first_next(\first_next$167 ),
+    .first_next_out(\first_next$188 ),
+    .first_out(\first_in$186 ),
+    .last_in(\last_in$169 ),
+    .last_out(\last_in$190 ),
+    .psum_in(\psum_in$174 ),
+    .psum_out(\psum_in$253 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$201 ),
-    .valid_next(\valid_in$179 ),
-    .valid_out(\valid_in$223 ),
-    .w_in(\w_in$206 ),
-    .w_out(\w_in$289 ),
-    .w_shift(\w_shift$188 )
+    .valid_in(\valid_in$171 ),
+    .valid_next(\valid_in$150 ),
+    .valid_out(\valid_in$192 ),
+    .w_in(\w_in$176 ),
+    .w_out(\w_in$255 ),
+    .w_shift(\w_shift$158 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$214 ),
-    .a_next(\a_in$192 ),
+    .a_in(\a_in$183 ),
+    .a_next(\a_in$162 ),
     .capture_next(o_next[7]),
-    .en(\en$208 ),
-    .first_in(\first_in$217 ),
-    .first_next(\first_next$219 ),
-    .last_in(\last_in$221 ),
-    .psum_in(\psum_in$226 ),
-    .psum_out(\psum_in$309 ),
+    .first_in(\first_in$186 ),
+    .first_next(\first_next$188 ),
+    .last_in(\last_in$190 ),
+    .psum_in(\psum_in$195 ),
+    .psum_out(\psum_in$274 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$223 ),
-    .valid_next(\valid_in$201 ),
-    .w_in(\w_in$228 ),
-    .w_out(\w_in$311 ),
-    .w_shift(\w_shift$210 )
+    .valid_in(\valid_in$192 ),
+    .valid_next(\valid_in$171 ),
+    .w_in(\w_in$197 ),
+    .w_out(\w_in$276 ),
+    .w_shift(\w_shift$179 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$79 [23:16]),
-    .a_next(\o_next$74 [23:16]),
-    .a_out(\a_in$253 ),
+    .a_in(\o$55 [23:16]),
+    .a_next(\o_next$50 [23:16]),
+    .a_out(\a_in$220 ),
     .capture_next(o_next[1]),
-    .en(\en$230 ),
-    .first_next_out(\first_next$258 ),
-    .first_out(\first_in$256 ),
-    .last_out(\last_in$260 ),
-    .\port$3273$6 (\o$81 [8:6]),
-    .\port$3274$6 (\o_next$76 [7:6]),
-    .psum_in(\psum_in$243 ),
-    .psum_out(\psum_in$326 ),
+    .first_next_out(\first_next$225 ),
+    .first_out(\first_in$223 ),
+    .last_out(\last_in$227 ),
+    .\port$3148$6 (\o$57 [8:6]),
+    .\port$3149$6 (\o_next$52 [7:6]),
+    .psum_in(\psum_in$211 ),
+    .psum_out(\psum_in$290 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$262 ),
-    .w_in(\w_in$245 ),
-    .w_out(\w_in$328 ),
-    .w_shift(\w_shift$232 )
+    .valid_out(\valid_in$229 ),
+    .w_in(\w_in$213 ),
+    .w_out(\w_in$292 ),
+    .w_shift(\w_shift$200 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$253 ),
-    .a_next(\o$79 [23:16]),
-    .a_out(\a_in$275 ),
+    .a_in(\a_in$220 ),
+    .a_next(\o$55 [23:16]),
+    .a_out(\a_in$241 ),
     .capture_next(o_next[3]),
-    .en(\en$247 ),
-    .first_in(\first_in$256 ),
-    .first_next(\first_next$258 ),
-    .first_next_out(\first_next$280 ),
-    .first_out(\first_in$278 ),
-    .last_in(\last_in$260 ),
-    .last_out(\last_in$282 ),
-    .psum_in(\psum_in$265 ),
-    .psum_out(\psum_in$348 ),
+    .first_in(\first_in$223 ),
+    .first_next(\first_next$225 ),
+    .first_next_out(\first_next$246 ),
+    .first_out(\first_in$244 ),
+    .last_in(\last_in$227 ),
+    .last_out(\last_in$248 ),
+    .psum_in(\psum_in$232 ),
+    .psum_out(\psum_in$311 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$262 ),
-    .valid_next(\o$81 [6]),
-    .valid_out(\valid_in$284 ),
-    .w_in(\w_in$267 ),
-    .w_out(\w_in$350 ),
-    .w_shift(\w_shift$249 )
+    .valid_in(\valid_in$229 ),
+    .valid_next(\o$57 [6]),
+    .valid_out(\valid_in$250 ),
+    .w_in(\w_in$234 ),
+    .w_out(\w_in$313 ),
+    .w_shift(\w_shift$216 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$275 ),
-    .a_next(\a_in$253 ),
-    .a_out(\a_in$297 ),
+    .a_in(\a_in$241 ),
+    .a_next(\a_in$220 ),
+    .a_out(\a_in$262 ),
     .capture_next(o_next[5]),
-    .en(\en$269 ),
-    .first_in(\first_in$278 ),
-    .first_next(\first_next$280 ),
-    .first_next_out(\first_next$302 ),
-    .first_out(\first_in$300 ),
-    .last_in(\last_in$282 ),
-    .last_out(\last_in$304 ),
-    .psum_in(\psum_in$287 ),
-    .psum_out(\psum_in$370 ),
+    .first_in(\first_in$244 ),
+    .first_next(\first_next$246 ),
+    .first_next_out(\first_next$267 ),
+    .first_out(\first_in$265 ),
+    .last_in(\last_in$248 ),
+    .last_out(\last_in$269 ),
+    .psum_in(\psum_in$253 ),
+    .psum_out(\psum_in$332 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$284 ),
-    .valid_next(\valid_in$262 ),
-    .valid_out(\valid_in$306 ),
-    .w_in(\w_in$289 ),
-    .w_out(\w_in$372 ),
-    .w_shift(\w_shift$271 )
+    .valid_in(\valid_in$250 ),
+    .valid_next(\valid_in$229 ),
+    .valid_out(\valid_in$271 ),
+    .w_in(\w_in$255 ),
+    .w_out(\w_in$334 ),
+    .w_shift(\w_shift$237 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$297 ),
-    .a_next(\a_in$275 ),
+    .a_in(\a_in$262 ),
+    .a_next(\a_in$241 ),
     .capture_next(o_next[7]),
-    .en(\en$291 ),
-    .first_in(\first_in$300 ),
-    .first_next(\first_next$302 ),
-    .last_in(\last_in$304 ),
-    .psum_in(\psum_in$309 ),
-    .psum_out(\psum_in$392 ),
+    .first_in(\first_in$265 ),
+    .first_next(\first_next$267 ),
+    .last_in(\last_in$269 ),
+    .psum_in(\psum_in$274 ),
+    .psum_out(\psum_in$353 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$306 ),
-    .valid_next(\valid_in$284 ),
-    .w_in(\w_in$311 ),
-    .w_out(\w_in$394 ),
-    .w_shift(\w_shift$293 )
+    .valid_in(\valid_in$271 ),
+    .valid_next(\valid_in$250 ),
+    .w_in(\w_in$276 ),
+    .w_out(\w_in$355 ),
+    .w_shift(\w_shift$258 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$79 [31:24]),
-    .a_next(\o_next$74 [31:24]),
-    .a_out(\a_in$336 ),
+    .a_in(\o$55 [31:24]),
+    .a_next(\o_next$50 [31:24]),
+    .a_out(\a_in$299 ),
     .capture_next(o_next[1]),
-    .en(\en$313 ),
-    .first_next_out(\first_next$341 ),
-    .first_out(\first_in$339 ),
-    .last_out(\last_in$343 ),
-    .\port$3273$9 (\o$81 [11:9]),
-    .\port$3274$9 (\o_next$76 [10:9]),
-    .psum_in(\psum_in$326 ),
+    .first_next_out(\first_next$304 ),
+    .first_out(\first_in$302 ),
+    .last_out(\last_in$306 ),
+    .\port$3148$9 (\o$57 [11:9]),
+    .\port$3149$9 (\o_next$52 [10:9]),
+    .psum_in(\psum_in$290 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$345 ),
-    .w_in(\w_in$328 ),
-    .w_shift(\w_shift$315 )
+    .valid_out(\valid_in$308 ),
+    .w_in(\w_in$292 ),
+    .w_shift(\w_shift$279 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$336 ),
-    .a_next(\o$79 [31:24]),
-    .a_out(\a_in$358 ),
+    .a_in(\a_in$299 ),
+    .a_next(\o$55 [31:24]),
+    .a_out(\a_in$320 ),
     .capture_next(o_next[3]),
-    .en(\en$330 ),
-    .first_in(\first_in$339 ),
-    .first_next(\first_next$341 ),
-    .first_next_out(\first_next$363 ),
-    .first_out(\first_in$361 ),
-    .last_in(\last_in$343 ),
-    .last_out(\last_in$365 ),
-    .psum_in(\psum_in$348 ),
+    .first_in(\first_in$302 ),
+    .first_next(\first_next$304 ),
+    .first_next_out(\first_next$325 ),
+    .first_out(\first_in$323 ),
+    .last_in(\last_in$306 ),
+    .last_out(\last_in$327 ),
+    .psum_in(\psum_in$311 ),
     .psum_out(\psum_out$4 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$345 ),
-    .valid_next(\o$81 [9]),
-    .valid_out(\valid_in$367 ),
-    .w_in(\w_in$350 ),
-    .w_shift(\w_shift$332 )
+    .valid_in(\valid_in$308 ),
+    .valid_next(\o$57 [9]),
+    .valid_out(\valid_in$329 ),
+    .w_in(\w_in$313 ),
+    .w_shift(\w_shift$295 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$358 ),
-    .a_next(\a_in$336 ),
-    .a_out(\a_in$380 ),
+    .a_in(\a_in$320 ),
+    .a_next(\a_in$299 ),
+    .a_out(\a_in$341 ),
     .capture_next(o_next[5]),
-    .en(\en$352 ),
-    .first_in(\first_in$361 ),
-    .first_next(\first_next$363 ),
-    .first_next_out(\first_next$385 ),
-    .first_out(\first_in$383 ),
-    .last_in(\last_in$365 ),
-    .last_out(\last_in$387 ),
-    .psum_in(\psum_in$370 ),
+    .first_in(\first_in$323 ),
+    .first_next(\first_next$325 ),
+    .first_next_out(\first_next$346 ),
+    .first_out(\first_in$344 ),
+    .last_in(\last_in$327 ),
+    .last_out(\last_in$348 ),
+    .psum_in(\psum_in$332 ),
     .psum_out(\psum_out$5 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$367 ),
-    .valid_next(\valid_in$345 ),
-    .valid_out(\valid_in$389 ),
-    .w_in(\w_in$372 ),
-    .w_shift(\w_shift$354 )
+    .valid_in(\valid_in$329 ),
+    .valid_next(\valid_in$308 ),
+    .valid_out(\valid_in$350 ),
+    .w_in(\w_in$334 ),
+    .w_shift(\w_shift$316 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$380 ),
-    .a_next(\a_in$358 ),
+    .a_in(\a_in$341 ),
+    .a_next(\a_in$320 ),
     .capture_next(o_next[7]),
-    .en(\en$374 ),
-    .first_in(\first_in$383 ),
-    .first_next(\first_next$385 ),
-    .last_in(\last_in$387 ),
+    .first_in(\first_in$344 ),
+    .first_next(\first_next$346 ),
+    .last_in(\last_in$348 ),
     .last_out(last_out),
-    .psum_in(\psum_in$392 ),
+    .psum_in(\psum_in$353 ),
     .psum_out(\psum_out$6 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$389 ),
-    .valid_next(\valid_in$367 ),
-    .valid_out(valid_out),
-    .w_in(\w_in$394 ),
-    .w_shift(\w_shift$376 )
+    .valid_in(\valid_in$350 ),
+    .valid_next(\valid_in$329 ),
+    .valid_out(results__valid),
+    .w_in(\w_in$355 ),
+    .w_shift(\w_shift$337 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$57 ),
+    .i(\i$34 ),
     .i_next(i_next),
-    .o(\o$79 ),
-    .o_next(\o_next$74 ),
-    .\port$2858$0 (en_skew_a_0),
-    .\port$2859$0 (en_skew_a_1),
-    .\port$2860$0 (en_skew_a_2),
-    .\port$2861$0 (en_skew_a_3)
+    .o(\o$55 ),
+    .o_next(\o_next$50 )
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(\en$51 ),
-    .i(\i$59 ),
-    .i_next(\i_next$63 ),
-    .o(\o$81 ),
-    .o_next(\o_next$76 ),
+    .i(\i$36 ),
+    .i_next(\i_next$40 ),
+    .o(\o$57 ),
+    .o_next(\o_next$52 ),
     .rst_skew_flags(rst_skew_flags),
     .units_sync_clk(units_sync_clk)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$53 ),
-    .o(\o$86 ),
-    .\port$2853$0 (en_skew_w_0),
-    .\port$2854$0 (en_skew_w_1),
-    .\port$2855$0 (en_skew_w_2),
-    .\port$2856$0 (en_skew_w_3)
+    .i(\i$30 ),
+    .o(\o$62 )
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
-    .en(\en$44 ),
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$55 ),
-    .i_next(\i_next$64 ),
-    .o(\o$70 ),
+    .i(\i$32 ),
+    .i_next(\i_next$41 ),
+    .o(\o$46 ),
     .o_next(o_next)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$85  = held;
+    \$35  = 1'h1;
     if (engine_rst) begin
-      \$85  = 1'h0;
+      \$35  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$86  = skid;
-    if (\$20 ) begin
-      \$86 [128] = out[128];
-    end
-    if (\$21 ) begin
-      \$86 [31:0] = out[31:0];
-    end
-    if (\$22 ) begin
-      \$86 [63:32] = out[63:32];
-    end
-    if (\$23 ) begin
-      \$86 [95:64] = out[95:64];
-    end
-    if (\$24 ) begin
-      \$86 [127:96] = out[127:96];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$87  = 1'h1;
-    if (engine_rst) begin
-      \$87  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$88  = loaded;
-    if (\en$27 ) begin
-      if (capture) begin
-        \$88  = { 2'h0, w_accept };
-      end else if (w_accept) begin
-        \$88  = \$30 [2:0];
-      end
+    \$36  = loaded;
+    if (capture) begin
+      \$36  = { 2'h0, w_accept };
+    end else if (w_accept) begin
+      \$36  = \$14 [2:0];
     end
     if (engine_rst) begin
-      \$88  = 3'h0;
+      \$36  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$89  = shadow_full;
-    if (\en$27 ) begin
-      if (capture) begin
-        \$89  = 1'h1;
-      end else if (\$31 ) begin
-        \$89  = 1'h0;
-      end
+    \$37  = shadow_full;
+    if (capture) begin
+      \$37  = 1'h1;
+    end else if (\$15 ) begin
+      \$37  = 1'h0;
     end
     if (engine_rst) begin
-      \$89  = 1'h0;
+      \$37  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$90  = since_first;
-    if (\en$27 ) begin
-      if (\$32 ) begin
-        \$90  = 3'h1;
-      end else if (\$33 ) begin
-        \$90  = \$34 [2:0];
-      end
+    \$38  = since_first;
+    if (\$16 ) begin
+      \$38  = 3'h1;
+    end else if (\$17 ) begin
+      \$38  = \$18 [2:0];
     end
     if (engine_rst) begin
-      \$90  = 3'h4;
+      \$38  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$91  = first;
-    if (\en$27 ) begin
-      if (a_accept) begin
-        \$91  = operands__payload[32];
-      end
+    \$39  = first;
+    if (a_accept) begin
+      \$39  = operands__payload[32];
     end
     if (engine_rst) begin
-      \$91  = 1'h1;
+      \$39  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$92  = \i$53 ;
-    if (en_in_w_0) begin
-      \$92 [7:0] = weights__payload[7:0];
-    end
-    if (en_in_w_1) begin
-      \$92 [15:8] = weights__payload[15:8];
-    end
-    if (en_in_w_2) begin
-      \$92 [23:16] = weights__payload[23:16];
-    end
-    if (en_in_w_3) begin
-      \$92 [31:24] = weights__payload[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$93  = in_a;
-    if (en_in_a_0) begin
-      \$93 [7:0] = operands__payload[7:0];
-    end
-    if (en_in_a_1) begin
-      \$93 [15:8] = operands__payload[15:8];
-    end
-    if (en_in_a_2) begin
-      \$93 [23:16] = operands__payload[23:16];
-    end
-    if (en_in_a_3) begin
-      \$93 [31:24] = operands__payload[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$94  = in_wctl;
-    if (\en$27 ) begin
-      \$94 [0] = w_accept;
-      \$94 [1] = capture;
-    end
+    \$42 [0] = w_accept;
+    \$42 [1] = capture;
     if (engine_rst) begin
-      \$94  = 2'h0;
+      \$42  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$95  = in_flags;
-    if (\en$27 ) begin
-      \$95 [0] = a_accept;
-      \$95 [1] = first;
-      \$95 [2] = operands__payload[32];
-    end
+    \$43 [0] = a_accept;
+    \$43 [1] = first;
+    \$43 [2] = operands__payload[32];
     if (engine_rst) begin
-      \$95  = 3'h0;
+      \$43  = 3'h0;
     end
   end
   assign engine_clk = units_sync_clk;
-  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign \en$39  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign en_skew_wctl = \en$44 ;
-  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign en_skew_flags = \en$51 ;
-  assign in_w = \i$53 ;
-  assign en_pe_0_0 = \en$65 ;
+  assign results__payload = out;
+  assign valid_out = results__valid;
+  assign en = 4'hf;
+  assign \en$26  = 4'hf;
+  assign \en$27  = 1'h1;
+  assign \en$28  = 4'hf;
+  assign \en$29  = 1'h1;
+  assign in_w = \i$30 ;
+  assign \en$42  = 1'h1;
   assign shift_0_0 = w_shift;
-  assign \capture$69  = \o$70 [1];
+  assign \capture$45  = \o$46 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$74 [7:0];
-  assign first_next = \o_next$76 [1];
-  assign valid_next = \o_next$76 [0];
-  assign a_in = \o$79 [7:0];
-  assign valid_in = \o$81 [0];
-  assign first_in = \o$81 [1];
-  assign last_in = \o$81 [2];
+  assign a_next = \o_next$50 [7:0];
+  assign first_next = \o_next$52 [1];
+  assign valid_next = \o_next$52 [0];
+  assign a_in = \o$55 [7:0];
+  assign valid_in = \o$57 [0];
+  assign first_in = \o$57 [1];
+  assign last_in = \o$57 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$86 [7:0];
-  assign en_pe_0_1 = \en$87 ;
-  assign shift_0_1 = \w_shift$89 ;
-  assign \capture$91  = \o$70 [3];
-  assign \capture_next$92  = o_next[3];
-  assign a_out = \a_in$93 ;
-  assign \a_next$95  = \o$79 [7:0];
-  assign first_out = \first_in$96 ;
-  assign first_next_out = \first_next$98 ;
-  assign \last_out$101  = \last_in$100 ;
-  assign \valid_out$103  = \valid_in$102 ;
-  assign \valid_next$104  = \o$81 [0];
-  assign \psum_in$105  = 32'd0;
-  assign \w_in$106  = \o$86 [15:8];
-  assign en_pe_0_2 = \en$107 ;
-  assign shift_0_2 = \w_shift$109 ;
-  assign \capture$111  = \o$70 [5];
-  assign \capture_next$112  = o_next[5];
-  assign \a_out$114  = \a_in$113 ;
-  assign \a_next$115  = \a_in$93 ;
-  assign \first_out$117  = \first_in$116 ;
-  assign \first_next_out$119  = \first_next$118 ;
-  assign \last_out$121  = \last_in$120 ;
-  assign \valid_out$123  = \valid_in$122 ;
-  assign \valid_next$124  = \valid_in$102 ;
-  assign \psum_in$125  = 32'd0;
-  assign \w_in$126  = \o$86 [23:16];
-  assign en_pe_0_3 = \en$127 ;
-  assign shift_0_3 = \w_shift$129 ;
-  assign \capture$131  = \o$70 [7];
-  assign \capture_next$132  = o_next[7];
-  assign \a_out$134  = \a_in$133 ;
-  assign \a_next$135  = \a_in$113 ;
-  assign \first_out$137  = \first_in$136 ;
-  assign \first_next_out$139  = \first_next$138 ;
-  assign \last_out$141  = \last_in$140 ;
-  assign \valid_out$143  = \valid_in$142 ;
-  assign \valid_next$144  = \valid_in$122 ;
-  assign \psum_in$145  = 32'd0;
-  assign \w_in$146  = \o$86 [31:24];
-  assign en_pe_1_0 = \en$147 ;
-  assign shift_1_0 = \w_shift$149 ;
-  assign \capture$151  = \o$70 [1];
-  assign \capture_next$152  = o_next[1];
-  assign \a_next$153  = \o_next$74 [15:8];
-  assign \first_next$154  = \o_next$76 [4];
-  assign \valid_next$155  = \o_next$76 [3];
-  assign \a_in$156  = \o$79 [15:8];
-  assign \valid_in$157  = \o$81 [3];
-  assign \first_in$158  = \o$81 [4];
-  assign \last_in$159  = \o$81 [5];
-  assign \psum_out$161  = \psum_in$160 ;
-  assign w_out = \w_in$162 ;
-  assign en_pe_1_1 = \en$164 ;
-  assign shift_1_1 = \w_shift$166 ;
-  assign \capture$168  = \o$70 [3];
-  assign \capture_next$169  = o_next[3];
-  assign \a_out$171  = \a_in$170 ;
-  assign \a_next$172  = \o$79 [15:8];
-  assign \first_out$174  = \first_in$173 ;
-  assign \first_next_out$176  = \first_next$175 ;
-  assign \last_out$178  = \last_in$177 ;
-  assign \valid_out$180  = \valid_in$179 ;
-  assign \valid_next$181  = \o$81 [3];
-  assign \psum_out$183  = \psum_in$182 ;
-  assign \w_out$185  = \w_in$184 ;
-  assign en_pe_1_2 = \en$186 ;
-  assign shift_1_2 = \w_shift$188 ;
-  assign \capture$190  = \o$70 [5];
-  assign \capture_next$191  = o_next[5];
-  assign \a_out$193  = \a_in$192 ;
-  assign \a_next$194  = \a_in$170 ;
-  assign \first_out$196  = \first_in$195 ;
-  assign \first_next_out$198  = \first_next$197 ;
-  assign \last_out$200  = \last_in$199 ;
-  assign \valid_out$202  = \valid_in$201 ;
-  assign \valid_next$203  = \valid_in$179 ;
-  assign \psum_out$205  = \psum_in$204 ;
-  assign \w_out$207  = \w_in$206 ;
-  assign en_pe_1_3 = \en$208 ;
-  assign shift_1_3 = \w_shift$210 ;
-  assign \capture$212  = \o$70 [7];
-  assign \capture_next$213  = o_next[7];
-  assign \a_out$215  = \a_in$214 ;
-  assign \a_next$216  = \a_in$192 ;
-  assign \first_out$218  = \first_in$217 ;
-  assign \first_next_out$220  = \first_next$219 ;
-  assign \last_out$222  = \last_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \valid_next$225  = \valid_in$201 ;
-  assign \psum_out$227  = \psum_in$226 ;
-  assign \w_out$229  = \w_in$228 ;
-  assign en_pe_2_0 = \en$230 ;
-  assign shift_2_0 = \w_shift$232 ;
-  assign \capture$234  = \o$70 [1];
-  assign \capture_next$235  = o_next[1];
-  assign \a_next$236  = \o_next$74 [23:16];
-  assign \first_next$237  = \o_next$76 [7];
-  assign \valid_next$238  = \o_next$76 [6];
-  assign \a_in$239  = \o$79 [23:16];
-  assign \valid_in$240  = \o$81 [6];
-  assign \first_in$241  = \o$81 [7];
-  assign \last_in$242  = \o$81 [8];
-  assign \psum_out$244  = \psum_in$243 ;
-  assign \w_out$246  = \w_in$245 ;
-  assign en_pe_2_1 = \en$247 ;
-  assign shift_2_1 = \w_shift$249 ;
-  assign \capture$251  = \o$70 [3];
-  assign \capture_next$252  = o_next[3];
-  assign \a_out$254  = \a_in$253 ;
-  assign \a_next$255  = \o$79 [23:16];
-  assign \first_out$257  = \first_in$256 ;
-  assign \first_next_out$259  = \first_next$258 ;
-  assign \last_out$261  = \last_in$260 ;
-  assign \valid_out$263  = \valid_in$262 ;
-  assign \valid_next$264  = \o$81 [6];
-  assign \psum_out$266  = \psum_in$265 ;
-  assign \w_out$268  = \w_in$267 ;
-  assign en_pe_2_2 = \en$269 ;
-  assign shift_2_2 = \w_shift$271 ;
-  assign \capture$273  = \o$70 [5];
-  assign \capture_next$274  = o_next[5];
-  assign \a_out$276  = \a_in$275 ;
-  assign \a_next$277  = \a_in$253 ;
-  assign \first_out$279  = \first_in$278 ;
-  assign \first_next_out$281  = \first_next$280 ;
-  assign \last_out$283  = \last_in$282 ;
-  assign \valid_out$285  = \valid_in$284 ;
-  assign \valid_next$286  = \valid_in$262 ;
-  assign \psum_out$288  = \psum_in$287 ;
-  assign \w_out$290  = \w_in$289 ;
-  assign en_pe_2_3 = \en$291 ;
-  assign shift_2_3 = \w_shift$293 ;
-  assign \capture$295  = \o$70 [7];
-  assign \capture_next$296  = o_next[7];
-  assign \a_out$298  = \a_in$297 ;
-  assign \a_next$299  = \a_in$275 ;
-  assign \first_out$301  = \first_in$300 ;
-  assign \first_next_out$303  = \first_next$302 ;
-  assign \last_out$305  = \last_in$304 ;
-  assign \valid_out$307  = \valid_in$306 ;
-  assign \valid_next$308  = \valid_in$284 ;
-  assign \psum_out$310  = \psum_in$309 ;
-  assign \w_out$312  = \w_in$311 ;
-  assign en_pe_3_0 = \en$313 ;
-  assign shift_3_0 = \w_shift$315 ;
-  assign \capture$317  = \o$70 [1];
-  assign \capture_next$318  = o_next[1];
-  assign \a_next$319  = \o_next$74 [31:24];
-  assign \first_next$320  = \o_next$76 [10];
-  assign \valid_next$321  = \o_next$76 [9];
-  assign \a_in$322  = \o$79 [31:24];
-  assign \valid_in$323  = \o$81 [9];
-  assign \first_in$324  = \o$81 [10];
-  assign \last_in$325  = \o$81 [11];
-  assign \psum_out$327  = \psum_in$326 ;
-  assign \w_out$329  = \w_in$328 ;
-  assign en_pe_3_1 = \en$330 ;
-  assign shift_3_1 = \w_shift$332 ;
-  assign \capture$334  = \o$70 [3];
-  assign \capture_next$335  = o_next[3];
-  assign \a_out$337  = \a_in$336 ;
-  assign \a_next$338  = \o$79 [31:24];
-  assign \first_out$340  = \first_in$339 ;
-  assign \first_next_out$342  = \first_next$341 ;
-  assign \last_out$344  = \last_in$343 ;
-  assign \valid_out$346  = \valid_in$345 ;
-  assign \valid_next$347  = \o$81 [9];
-  assign \psum_out$349  = \psum_in$348 ;
-  assign \w_out$351  = \w_in$350 ;
-  assign en_pe_3_2 = \en$352 ;
-  assign shift_3_2 = \w_shift$354 ;
-  assign \capture$356  = \o$70 [5];
-  assign \capture_next$357  = o_next[5];
-  assign \a_out$359  = \a_in$358 ;
-  assign \a_next$360  = \a_in$336 ;
-  assign \first_out$362  = \first_in$361 ;
-  assign \first_next_out$364  = \first_next$363 ;
-  assign \last_out$366  = \last_in$365 ;
-  assign \valid_out$368  = \valid_in$367 ;
-  assign \valid_next$369  = \valid_in$345 ;
-  assign \psum_out$371  = \psum_in$370 ;
-  assign \w_out$373  = \w_in$372 ;
-  assign en_pe_3_3 = \en$374 ;
-  assign shift_3_3 = \w_shift$376 ;
-  assign \capture$378  = \o$70 [7];
-  assign \capture_next$379  = o_next[7];
-  assign \a_out$381  = \a_in$380 ;
-  assign \a_next$382  = \a_in$358 ;
-  assign \first_out$384  = \first_in$383 ;
-  assign \first_next_out$386  = \first_next$385 ;
-  assign \last_out$388  = \last_in$387 ;
-  assign \valid_out$390  = \valid_in$389 ;
-  assign \valid_next$391  = \valid_in$367 ;
-  assign \psum_out$393  = \psum_in$392 ;
-  assign \w_out$395  = \w_in$394 ;
+  assign w_in = \o$62 [7:0];
+  assign \en$63  = 1'h1;
+  assign shift_0_1 = \w_shift$64 ;
+  assign \capture$66  = \o$46 [3];
+  assign \capture_next$67  = o_next[3];
+  assign a_out = \a_in$68 ;
+  assign \a_next$70  = \o$55 [7:0];
+  assign first_out = \first_in$71 ;
+  assign first_next_out = \first_next$73 ;
+  assign \last_out$76  = \last_in$75 ;
+  assign \valid_out$78  = \valid_in$77 ;
+  assign \valid_next$79  = \o$57 [0];
+  assign \psum_in$80  = 32'd0;
+  assign \w_in$81  = \o$62 [15:8];
+  assign \en$82  = 1'h1;
+  assign shift_0_2 = \w_shift$83 ;
+  assign \capture$85  = \o$46 [5];
+  assign \capture_next$86  = o_next[5];
+  assign \a_out$88  = \a_in$87 ;
+  assign \a_next$89  = \a_in$68 ;
+  assign \first_out$91  = \first_in$90 ;
+  assign \first_next_out$93  = \first_next$92 ;
+  assign \last_out$95  = \last_in$94 ;
+  assign \valid_out$97  = \valid_in$96 ;
+  assign \valid_next$98  = \valid_in$77 ;
+  assign \psum_in$99  = 32'd0;
+  assign \w_in$100  = \o$62 [23:16];
+  assign \en$101  = 1'h1;
+  assign shift_0_3 = \w_shift$102 ;
+  assign \capture$104  = \o$46 [7];
+  assign \capture_next$105  = o_next[7];
+  assign \a_out$107  = \a_in$106 ;
+  assign \a_next$108  = \a_in$87 ;
+  assign \first_out$110  = \first_in$109 ;
+  assign \first_next_out$112  = \first_next$111 ;
+  assign \last_out$114  = \last_in$113 ;
+  assign \valid_out$116  = \valid_in$115 ;
+  assign \valid_next$117  = \valid_in$96 ;
+  assign \psum_in$118  = 32'd0;
+  assign \w_in$119  = \o$62 [31:24];
+  assign \en$120  = 1'h1;
+  assign shift_1_0 = \w_shift$121 ;
+  assign \capture$123  = \o$46 [1];
+  assign \capture_next$124  = o_next[1];
+  assign \a_next$125  = \o_next$50 [15:8];
+  assign \first_next$126  = \o_next$52 [4];
+  assign \valid_next$127  = \o_next$52 [3];
+  assign \a_in$128  = \o$55 [15:8];
+  assign \valid_in$129  = \o$57 [3];
+  assign \first_in$130  = \o$57 [4];
+  assign \last_in$131  = \o$57 [5];
+  assign \psum_out$133  = \psum_in$132 ;
+  assign w_out = \w_in$134 ;
+  assign \en$136  = 1'h1;
+  assign shift_1_1 = \w_shift$137 ;
+  assign \capture$139  = \o$46 [3];
+  assign \capture_next$140  = o_next[3];
+  assign \a_out$142  = \a_in$141 ;
+  assign \a_next$143  = \o$55 [15:8];
+  assign \first_out$145  = \first_in$144 ;
+  assign \first_next_out$147  = \first_next$146 ;
+  assign \last_out$149  = \last_in$148 ;
+  assign \valid_out$151  = \valid_in$150 ;
+  assign \valid_next$152  = \o$57 [3];
+  assign \psum_out$154  = \psum_in$153 ;
+  assign \w_out$156  = \w_in$155 ;
+  assign \en$157  = 1'h1;
+  assign shift_1_2 = \w_shift$158 ;
+  assign \capture$160  = \o$46 [5];
+  assign \capture_next$161  = o_next[5];
+  assign \a_out$163  = \a_in$162 ;
+  assign \a_next$164  = \a_in$141 ;
+  assign \first_out$166  = \first_in$165 ;
+  assign \first_next_out$168  = \first_next$167 ;
+  assign \last_out$170  = \last_in$169 ;
+  assign \valid_out$172  = \valid_in$171 ;
+  assign \valid_next$173  = \valid_in$150 ;
+  assign \psum_out$175  = \psum_in$174 ;
+  assign \w_out$177  = \w_in$176 ;
+  assign \en$178  = 1'h1;
+  assign shift_1_3 = \w_shift$179 ;
+  assign \capture$181  = \o$46 [7];
+  assign \capture_next$182  = o_next[7];
+  assign \a_out$184  = \a_in$183 ;
+  assign \a_next$185  = \a_in$162 ;
+  assign \first_out$187  = \first_in$186 ;
+  assign \first_next_out$189  = \first_next$188 ;
+  assign \last_out$191  = \last_in$190 ;
+  assign \valid_out$193  = \valid_in$192 ;
+  assign \valid_next$194  = \valid_in$171 ;
+  assign \psum_out$196  = \psum_in$195 ;
+  assign \w_out$198  = \w_in$197 ;
+  assign \en$199  = 1'h1;
+  assign shift_2_0 = \w_shift$200 ;
+  assign \capture$202  = \o$46 [1];
+  assign \capture_next$203  = o_next[1];
+  assign \a_next$204  = \o_next$50 [23:16];
+  assign \first_next$205  = \o_next$52 [7];
+  assign \valid_next$206  = \o_next$52 [6];
+  assign \a_in$207  = \o$55 [23:16];
+  assign \valid_in$208  = \o$57 [6];
+  assign \first_in$209  = \o$57 [7];
+  assign \last_in$210  = \o$57 [8];
+  assign \psum_out$212  = \psum_in$211 ;
+  assign \w_out$214  = \w_in$213 ;
+  assign \en$215  = 1'h1;
+  assign shift_2_1 = \w_shift$216 ;
+  assign \capture$218  = \o$46 [3];
+  assign \capture_next$219  = o_next[3];
+  assign \a_out$221  = \a_in$220 ;
+  assign \a_next$222  = \o$55 [23:16];
+  assign \first_out$224  = \first_in$223 ;
+  assign \first_next_out$226  = \first_next$225 ;
+  assign \last_out$228  = \last_in$227 ;
+  assign \valid_out$230  = \valid_in$229 ;
+  assign \valid_next$231  = \o$57 [6];
+  assign \psum_out$233  = \psum_in$232 ;
+  assign \w_out$235  = \w_in$234 ;
+  assign \en$236  = 1'h1;
+  assign shift_2_2 = \w_shift$237 ;
+  assign \capture$239  = \o$46 [5];
+  assign \capture_next$240  = o_next[5];
+  assign \a_out$242  = \a_in$241 ;
+  assign \a_next$243  = \a_in$220 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \first_next_out$247  = \first_next$246 ;
+  assign \last_out$249  = \last_in$248 ;
+  assign \valid_out$251  = \valid_in$250 ;
+  assign \valid_next$252  = \valid_in$229 ;
+  assign \psum_out$254  = \psum_in$253 ;
+  assign \w_out$256  = \w_in$255 ;
+  assign \en$257  = 1'h1;
+  assign shift_2_3 = \w_shift$258 ;
+  assign \capture$260  = \o$46 [7];
+  assign \capture_next$261  = o_next[7];
+  assign \a_out$263  = \a_in$262 ;
+  assign \a_next$264  = \a_in$241 ;
+  assign \first_out$266  = \first_in$265 ;
+  assign \first_next_out$268  = \first_next$267 ;
+  assign \last_out$270  = \last_in$269 ;
+  assign \valid_out$272  = \valid_in$271 ;
+  assign \valid_next$273  = \valid_in$250 ;
+  assign \psum_out$275  = \psum_in$274 ;
+  assign \w_out$277  = \w_in$276 ;
+  assign \en$278  = 1'h1;
+  assign shift_3_0 = \w_shift$279 ;
+  assign \capture$281  = \o$46 [1];
+  assign \capture_next$282  = o_next[1];
+  assign \a_next$283  = \o_next$50 [31:24];
+  assign \first_next$284  = \o_next$52 [10];
+  assign \valid_next$285  = \o_next$52 [9];
+  assign \a_in$286  = \o$55 [31:24];
+  assign \valid_in$287  = \o$57 [9];
+  assign \first_in$288  = \o$57 [10];
+  assign \last_in$289  = \o$57 [11];
+  assign \psum_out$291  = \psum_in$290 ;
+  assign \w_out$293  = \w_in$292 ;
+  assign \en$294  = 1'h1;
+  assign shift_3_1 = \w_shift$295 ;
+  assign \capture$297  = \o$46 [3];
+  assign \capture_next$298  = o_next[3];
+  assign \a_out$300  = \a_in$299 ;
+  assign \a_next$301  = \o$55 [31:24];
+  assign \first_out$303  = \first_in$302 ;
+  assign \first_next_out$305  = \first_next$304 ;
+  assign \last_out$307  = \last_in$306 ;
+  assign \valid_out$309  = \valid_in$308 ;
+  assign \valid_next$310  = \o$57 [9];
+  assign \psum_out$312  = \psum_in$311 ;
+  assign \w_out$314  = \w_in$313 ;
+  assign \en$315  = 1'h1;
+  assign shift_3_2 = \w_shift$316 ;
+  assign \capture$318  = \o$46 [5];
+  assign \capture_next$319  = o_next[5];
+  assign \a_out$321  = \a_in$320 ;
+  assign \a_next$322  = \a_in$299 ;
+  assign \first_out$324  = \first_in$323 ;
+  assign \first_next_out$326  = \first_next$325 ;
+  assign \last_out$328  = \last_in$327 ;
+  assign \valid_out$330  = \valid_in$329 ;
+  assign \valid_next$331  = \valid_in$308 ;
+  assign \psum_out$333  = \psum_in$332 ;
+  assign \w_out$335  = \w_in$334 ;
+  assign \en$336  = 1'h1;
+  assign shift_3_3 = \w_shift$337 ;
+  assign \capture$339  = \o$46 [7];
+  assign \capture_next$340  = o_next[7];
+  assign \a_out$342  = \a_in$341 ;
+  assign \a_next$343  = \a_in$320 ;
+  assign \first_out$345  = \first_in$344 ;
+  assign \first_next_out$347  = \first_next$346 ;
+  assign \last_out$349  = \last_in$348 ;
+  assign \valid_out$351  = \valid_in$350 ;
+  assign \valid_next$352  = \valid_in$329 ;
+  assign \psum_out$354  = \psum_in$353 ;
+  assign \w_out$356  = \w_in$355 ;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -11406,64 +11018,58 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
-  assign \i$53[0]  = \i$53 [7:0];
-  assign \i$53[1]  = \i$53 [15:8];
-  assign \i$53[2]  = \i$53 [23:16];
-  assign \i$53[3]  = \i$53 [31:24];
-  assign \in_w[0]  = \i$53 [7:0];
-  assign \in_w[1]  = \i$53 [15:8];
-  assign \in_w[2]  = \i$53 [23:16];
-  assign \in_w[3]  = \i$53 [31:24];
-  assign \i$55[0]  = \i$55 [1:0];
-  assign \i$55[0].shift  = \i$55 [0];
-  assign \i$55[0].capture  = \i$55 [1];
-  assign \i$55[1]  = \i$55 [3:2];
-  assign \i$55[1].shift  = \i$55 [2];
-  assign \i$55[1].capture  = \i$55 [3];
-  assign \i$55[2]  = \i$55 [5:4];
-  assign \i$55[2].shift  = \i$55 [4];
-  assign \i$55[2].capture  = \i$55 [5];
-  assign \i$55[3]  = \i$55 [7:6];
-  assign \i$55[3].shift  = \i$55 [6];
-  assign \i$55[3].capture  = \i$55 [7];
+  assign \results__payload.c  = out[127:0];
+  assign \results__payload.c[0]  = out[31:0];
+  assign \results__payload.c[1]  = out[63:32];
+  assign \results__payload.c[2]  = out[95:64];
+  assign \results__payload.c[3]  = out[127:96];
+  assign \results__payload.last  = out[128];
+  assign \i$30[0]  = \i$30 [7:0];
+  assign \i$30[1]  = \i$30 [15:8];
+  assign \i$30[2]  = \i$30 [23:16];
+  assign \i$30[3]  = \i$30 [31:24];
+  assign \in_w[0]  = \i$30 [7:0];
+  assign \in_w[1]  = \i$30 [15:8];
+  assign \in_w[2]  = \i$30 [23:16];
+  assign \in_w[3]  = \i$30 [31:24];
+  assign \i$32[0]  = \i$32 [1:0];
+  assign \i$32[0].shift  = \i$32 [0];
+  assign \i$32[0].capture  = \i$32 [1];
+  assign \i$32[1]  = \i$32 [3:2];
+  assign \i$32[1].shift  = \i$32 [2];
+  assign \i$32[1].capture  = \i$32 [3];
+  assign \i$32[2]  = \i$32 [5:4];
+  assign \i$32[2].shift  = \i$32 [4];
+  assign \i$32[2].capture  = \i$32 [5];
+  assign \i$32[3]  = \i$32 [7:6];
+  assign \i$32[3].shift  = \i$32 [6];
+  assign \i$32[3].capture  = \i$32 [7];
   assign \in_wctl.shift  = in_wctl[0];
   assign \in_wctl.capture  = in_wctl[1];
-  assign \i$57[0]  = \i$57 [7:0];
-  assign \i$57[1]  = \i$57 [15:8];
-  assign \i$57[2]  = \i$57 [23:16];
-  assign \i$57[3]  = \i$57 [31:24];
+  assign \i$34[0]  = \i$34 [7:0];
+  assign \i$34[1]  = \i$34 [15:8];
+  assign \i$34[2]  = \i$34 [23:16];
+  assign \i$34[3]  = \i$34 [31:24];
   assign \in_a[0]  = in_a[7:0];
   assign \in_a[1]  = in_a[15:8];
   assign \in_a[2]  = in_a[23:16];
   assign \in_a[3]  = in_a[31:24];
-  assign \i$59[0]  = \i$59 [2:0];
-  assign \i$59[0].valid  = \i$59 [0];
-  assign \i$59[0].first  = \i$59 [1];
-  assign \i$59[0].last  = \i$59 [2];
-  assign \i$59[1]  = \i$59 [5:3];
-  assign \i$59[1].valid  = \i$59 [3];
-  assign \i$59[1].first  = \i$59 [4];
-  assign \i$59[1].last  = \i$59 [5];
-  assign \i$59[2]  = \i$59 [8:6];
-  assign \i$59[2].valid  = \i$59 [6];
-  assign \i$59[2].first  = \i$59 [7];
-  assign \i$59[2].last  = \i$59 [8];
-  assign \i$59[3]  = \i$59 [11:9];
-  assign \i$59[3].valid  = \i$59 [9];
-  assign \i$59[3].first  = \i$59 [10];
-  assign \i$59[3].last  = \i$59 [11];
+  assign \i$36[0]  = \i$36 [2:0];
+  assign \i$36[0].valid  = \i$36 [0];
+  assign \i$36[0].first  = \i$36 [1];
+  assign \i$36[0].last  = \i$36 [2];
+  assign \i$36[1]  = \i$36 [5:3];
+  assign \i$36[1].valid  = \i$36 [3];
+  assign \i$36[1].first  = \i$36 [4];
+  assign \i$36[1].last  = \i$36 [5];
+  assign \i$36[2]  = \i$36 [8:6];
+  assign \i$36[2].valid  = \i$36 [6];
+  assign \i$36[2].first  = \i$36 [7];
+  assign \i$36[2].last  = \i$36 [8];
+  assign \i$36[3]  = \i$36 [11:9];
+  assign \i$36[3].valid  = \i$36 [9];
+  assign \i$36[3].first  = \i$36 [10];
+  assign \i$36[3].last  = \i$36 [11];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
@@ -11477,46 +11083,46 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
-  assign \i_next$63[0]  = \i_next$63 [2:0];
-  assign \i_next$63[0].valid  = \i_next$63 [0];
-  assign \i_next$63[0].first  = \i_next$63 [1];
-  assign \i_next$63[0].last  = \i_next$63 [2];
-  assign \i_next$63[1]  = \i_next$63 [5:3];
-  assign \i_next$63[1].valid  = \i_next$63 [3];
-  assign \i_next$63[1].first  = \i_next$63 [4];
-  assign \i_next$63[1].last  = \i_next$63 [5];
-  assign \i_next$63[2]  = \i_next$63 [8:6];
-  assign \i_next$63[2].valid  = \i_next$63 [6];
-  assign \i_next$63[2].first  = \i_next$63 [7];
-  assign \i_next$63[2].last  = \i_next$63 [8];
-  assign \i_next$63[3]  = \i_next$63 [11:9];
-  assign \i_next$63[3].valid  = \i_next$63 [9];
-  assign \i_next$63[3].first  = \i_next$63 [10];
-  assign \i_next$63[3].last  = \i_next$63 [11];
-  assign \i_next$64[0]  = \i_next$64 [1:0];
-  assign \i_next$64[0].shift  = \i_next$64 [0];
-  assign \i_next$64[0].capture  = \i_next$64 [1];
-  assign \i_next$64[1]  = \i_next$64 [3:2];
-  assign \i_next$64[1].shift  = \i_next$64 [2];
-  assign \i_next$64[1].capture  = \i_next$64 [3];
-  assign \i_next$64[2]  = \i_next$64 [5:4];
-  assign \i_next$64[2].shift  = \i_next$64 [4];
-  assign \i_next$64[2].capture  = \i_next$64 [5];
-  assign \i_next$64[3]  = \i_next$64 [7:6];
-  assign \i_next$64[3].shift  = \i_next$64 [6];
-  assign \i_next$64[3].capture  = \i_next$64 [7];
-  assign \o$70[0]  = \o$70 [1:0];
-  assign \o$70[0].shift  = \o$70 [0];
-  assign \o$70[0].capture  = \o$70 [1];
-  assign \o$70[1]  = \o$70 [3:2];
-  assign \o$70[1].shift  = \o$70 [2];
-  assign \o$70[1].capture  = \o$70 [3];
-  assign \o$70[2]  = \o$70 [5:4];
-  assign \o$70[2].shift  = \o$70 [4];
-  assign \o$70[2].capture  = \o$70 [5];
-  assign \o$70[3]  = \o$70 [7:6];
-  assign \o$70[3].shift  = \o$70 [6];
-  assign \o$70[3].capture  = \o$70 [7];
+  assign \i_next$40[0]  = \i_next$40 [2:0];
+  assign \i_next$40[0].valid  = \i_next$40 [0];
+  assign \i_next$40[0].first  = \i_next$40 [1];
+  assign \i_next$40[0].last  = \i_next$40 [2];
+  assign \i_next$40[1]  = \i_next$40 [5:3];
+  assign \i_next$40[1].valid  = \i_next$40 [3];
+  assign \i_next$40[1].first  = \i_next$40 [4];
+  assign \i_next$40[1].last  = \i_next$40 [5];
+  assign \i_next$40[2]  = \i_next$40 [8:6];
+  assign \i_next$40[2].valid  = \i_next$40 [6];
+  assign \i_next$40[2].first  = \i_next$40 [7];
+  assign \i_next$40[2].last  = \i_next$40 [8];
+  assign \i_next$40[3]  = \i_next$40 [11:9];
+  assign \i_next$40[3].valid  = \i_next$40 [9];
+  assign \i_next$40[3].first  = \i_next$40 [10];
+  assign \i_next$40[3].last  = \i_next$40 [11];
+  assign \i_next$41[0]  = \i_next$41 [1:0];
+  assign \i_next$41[0].shift  = \i_next$41 [0];
+  assign \i_next$41[0].capture  = \i_next$41 [1];
+  assign \i_next$41[1]  = \i_next$41 [3:2];
+  assign \i_next$41[1].shift  = \i_next$41 [2];
+  assign \i_next$41[1].capture  = \i_next$41 [3];
+  assign \i_next$41[2]  = \i_next$41 [5:4];
+  assign \i_next$41[2].shift  = \i_next$41 [4];
+  assign \i_next$41[2].capture  = \i_next$41 [5];
+  assign \i_next$41[3]  = \i_next$41 [7:6];
+  assign \i_next$41[3].shift  = \i_next$41 [6];
+  assign \i_next$41[3].capture  = \i_next$41 [7];
+  assign \o$46[0]  = \o$46 [1:0];
+  assign \o$46[0].shift  = \o$46 [0];
+  assign \o$46[0].capture  = \o$46 [1];
+  assign \o$46[1]  = \o$46 [3:2];
+  assign \o$46[1].shift  = \o$46 [2];
+  assign \o$46[1].capture  = \o$46 [3];
+  assign \o$46[2]  = \o$46 [5:4];
+  assign \o$46[2].shift  = \o$46 [4];
+  assign \o$46[2].capture  = \o$46 [5];
+  assign \o$46[3]  = \o$46 [7:6];
+  assign \o$46[3].shift  = \o$46 [6];
+  assign \o$46[3].capture  = \o$46 [7];
   assign \o_next[0]  = o_next[1:0];
   assign \o_next[0].shift  = o_next[0];
   assign \o_next[0].capture  = o_next[1];
@@ -11529,113 +11135,134 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \o_next$74[0]  = \o_next$74 [7:0];
-  assign \o_next$74[1]  = \o_next$74 [15:8];
-  assign \o_next$74[2]  = \o_next$74 [23:16];
-  assign \o_next$74[3]  = \o_next$74 [31:24];
-  assign \o_next$76[0]  = \o_next$76 [2:0];
-  assign \o_next$76[0].valid  = \o_next$76 [0];
-  assign \o_next$76[0].first  = \o_next$76 [1];
-  assign \o_next$76[0].last  = \o_next$76 [2];
-  assign \o_next$76[1]  = \o_next$76 [5:3];
-  assign \o_next$76[1].valid  = \o_next$76 [3];
-  assign \o_next$76[1].first  = \o_next$76 [4];
-  assign \o_next$76[1].last  = \o_next$76 [5];
-  assign \o_next$76[2]  = \o_next$76 [8:6];
-  assign \o_next$76[2].valid  = \o_next$76 [6];
-  assign \o_next$76[2].first  = \o_next$76 [7];
-  assign \o_next$76[2].last  = \o_next$76 [8];
-  assign \o_next$76[3]  = \o_next$76 [11:9];
-  assign \o_next$76[3].valid  = \o_next$76 [9];
-  assign \o_next$76[3].first  = \o_next$76 [10];
-  assign \o_next$76[3].last  = \o_next$76 [11];
-  assign \o$79[0]  = \o$79 [7:0];
-  assign \o$79[1]  = \o$79 [15:8];
-  assign \o$79[2]  = \o$79 [23:16];
-  assign \o$79[3]  = \o$79 [31:24];
-  assign \o$81[0]  = \o$81 [2:0];
-  assign \o$81[0].valid  = \o$81 [0];
-  assign \o$81[0].first  = \o$81 [1];
-  assign \o$81[0].last  = \o$81 [2];
-  assign \o$81[1]  = \o$81 [5:3];
-  assign \o$81[1].valid  = \o$81 [3];
-  assign \o$81[1].first  = \o$81 [4];
-  assign \o$81[1].last  = \o$81 [5];
-  assign \o$81[2]  = \o$81 [8:6];
-  assign \o$81[2].valid  = \o$81 [6];
-  assign \o$81[2].first  = \o$81 [7];
-  assign \o$81[2].last  = \o$81 [8];
-  assign \o$81[3]  = \o$81 [11:9];
-  assign \o$81[3].valid  = \o$81 [9];
-  assign \o$81[3].first  = \o$81 [10];
-  assign \o$81[3].last  = \o$81 [11];
-  assign \o$86[0]  = \o$86 [7:0];
-  assign \o$86[1]  = \o$86 [15:8];
-  assign \o$86[2]  = \o$86 [23:16];
-  assign \o$86[3]  = \o$86 [31:24];
+  assign \o_next$50[0]  = \o_next$50 [7:0];
+  assign \o_next$50[1]  = \o_next$50 [15:8];
+  assign \o_next$50[2]  = \o_next$50 [23:16];
+  assign \o_next$50[3]  = \o_next$50 [31:24];
+  assign \o_next$52[0]  = \o_next$52 [2:0];
+  assign \o_next$52[0].valid  = \o_next$52 [0];
+  assign \o_next$52[0].first  = \o_next$52 [1];
+  assign \o_next$52[0].last  = \o_next$52 [2];
+  assign \o_next$52[1]  = \o_next$52 [5:3];
+  assign \o_next$52[1].valid  = \o_next$52 [3];
+  assign \o_next$52[1].first  = \o_next$52 [4];
+  assign \o_next$52[1].last  = \o_next$52 [5];
+  assign \o_next$52[2]  = \o_next$52 [8:6];
+  assign \o_next$52[2].valid  = \o_next$52 [6];
+  assign \o_next$52[2].first  = \o_next$52 [7];
+  assign \o_next$52[2].last  = \o_next$52 [8];
+  assign \o_next$52[3]  = \o_next$52 [11:9];
+  assign \o_next$52[3].valid  = \o_next$52 [9];
+  assign \o_next$52[3].first  = \o_next$52 [10];
+  assign \o_next$52[3].last  = \o_next$52 [11];
+  assign \o$55[0]  = \o$55 [7:0];
+  assign \o$55[1]  = \o$55 [15:8];
+  assign \o$55[2]  = \o$55 [23:16];
+  assign \o$55[3]  = \o$55 [31:24];
+  assign \o$57[0]  = \o$57 [2:0];
+  assign \o$57[0].valid  = \o$57 [0];
+  assign \o$57[0].first  = \o$57 [1];
+  assign \o$57[0].last  = \o$57 [2];
+  assign \o$57[1]  = \o$57 [5:3];
+  assign \o$57[1].valid  = \o$57 [3];
+  assign \o$57[1].first  = \o$57 [4];
+  assign \o$57[1].last  = \o$57 [5];
+  assign \o$57[2]  = \o$57 [8:6];
+  assign \o$57[2].valid  = \o$57 [6];
+  assign \o$57[2].first  = \o$57 [7];
+  assign \o$57[2].last  = \o$57 [8];
+  assign \o$57[3]  = \o$57 [11:9];
+  assign \o$57[3].valid  = \o$57 [9];
+  assign \o$57[3].first  = \o$57 [10];
+  assign \o$57[3].last  = \o$57 [11];
+  assign \o$62[0]  = \o$62 [7:0];
+  assign \o$62[1]  = \o$62 [15:8];
+  assign \o$62[2]  = \o$62 [23:16];
+  assign \o$62[3]  = \o$62 [31:24];
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
   assign \weights__payload.w[2]  = weights__payload[23:16];
   assign \weights__payload.w[3]  = weights__payload[31:24];
-  assign \i_next$64 [7] = capture;
-  assign \i_next$64 [5] = capture;
-  assign \i_next$64 [3] = capture;
-  assign \i_next$64 [1] = capture;
-  assign \i_next$64 [6] = w_accept;
-  assign \i_next$64 [4] = w_accept;
-  assign \i_next$64 [2] = w_accept;
-  assign \i_next$64 [0] = w_accept;
-  assign \i_next$63 [11] = operands__payload[32];
-  assign \i_next$63 [10] = first;
-  assign \i_next$63 [9] = a_accept;
-  assign \i_next$63 [8] = operands__payload[32];
-  assign \i_next$63 [7] = first;
-  assign \i_next$63 [6] = a_accept;
-  assign \i_next$63 [5] = operands__payload[32];
-  assign \i_next$63 [4] = first;
-  assign \i_next$63 [3] = a_accept;
-  assign \i_next$63 [2] = operands__payload[32];
-  assign \i_next$63 [1] = first;
-  assign \i_next$63 [0] = a_accept;
+  assign \$41 [31:24] = operands__payload[31:24];
+  assign \$41 [23:16] = operands__payload[23:16];
+  assign \$41 [15:8] = operands__payload[15:8];
+  assign \$41 [7:0] = operands__payload[7:0];
+  assign \$40 [31:24] = weights__payload[31:24];
+  assign \$40 [23:16] = weights__payload[23:16];
+  assign \$40 [15:8] = weights__payload[15:8];
+  assign \$40 [7:0] = weights__payload[7:0];
+  assign \i_next$41 [7] = capture;
+  assign \i_next$41 [5] = capture;
+  assign \i_next$41 [3] = capture;
+  assign \i_next$41 [1] = capture;
+  assign \i_next$41 [6] = w_accept;
+  assign \i_next$41 [4] = w_accept;
+  assign \i_next$41 [2] = w_accept;
+  assign \i_next$41 [0] = w_accept;
+  assign \i_next$40 [11] = operands__payload[32];
+  assign \i_next$40 [10] = first;
+  assign \i_next$40 [9] = a_accept;
+  assign \i_next$40 [8] = operands__payload[32];
+  assign \i_next$40 [7] = first;
+  assign \i_next$40 [6] = a_accept;
+  assign \i_next$40 [5] = operands__payload[32];
+  assign \i_next$40 [4] = first;
+  assign \i_next$40 [3] = a_accept;
+  assign \i_next$40 [2] = operands__payload[32];
+  assign \i_next$40 [1] = first;
+  assign \i_next$40 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$59 [11:9] = in_flags;
-  assign \i$59 [8:6] = in_flags;
-  assign \i$59 [5:3] = in_flags;
-  assign \i$59 [2:0] = in_flags;
-  assign \i$57 [31:24] = in_a[7:0];
-  assign \i$57 [23:16] = in_a[15:8];
-  assign \i$57 [15:8] = in_a[23:16];
-  assign \i$57 [7:0] = in_a[31:24];
-  assign \i$55 [7:6] = in_wctl;
-  assign \i$55 [5:4] = in_wctl;
-  assign \i$55 [3:2] = in_wctl;
-  assign \i$55 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$6 ;
-  assign results__payload[95:64] = \$5 ;
-  assign results__payload[63:32] = \$4 ;
-  assign results__payload[31:0] = \$3 ;
-  assign results__payload[128] = \$1 ;
+  assign \i$36 [11:9] = in_flags;
+  assign \i$36 [8:6] = in_flags;
+  assign \i$36 [5:3] = in_flags;
+  assign \i$36 [2:0] = in_flags;
+  assign \i$34 [31:24] = in_a[7:0];
+  assign \i$34 [23:16] = in_a[15:8];
+  assign \i$34 [15:8] = in_a[23:16];
+  assign \i$34 [7:0] = in_a[31:24];
+  assign \i$32 [7:6] = in_wctl;
+  assign \i$32 [5:4] = in_wctl;
+  assign \i$32 [3:2] = in_wctl;
+  assign \i$32 [1:0] = in_wctl;
   assign out[128] = last_out;
   assign out[127:0] = o;
   assign i[127:96] = \psum_out$6 ;
   assign i[95:64] = \psum_out$5 ;
   assign i[63:32] = \psum_out$4 ;
   assign i[31:0] = psum_out;
+  assign \$3  = \$2 ;
+  assign \$5  = \$4 ;
+  assign \$11  = \$10 ;
+  assign \$19  = o_next[0];
+  assign \$20  = o_next[2];
+  assign \$21  = o_next[4];
+  assign \$22  = o_next[6];
+  assign \$23  = o_next[0];
+  assign \$24  = o_next[2];
+  assign \$25  = o_next[4];
+  assign \$26  = o_next[6];
+  assign \$27  = o_next[0];
+  assign \$28  = o_next[2];
+  assign \$29  = o_next[4];
+  assign \$30  = o_next[6];
+  assign \$31  = o_next[0];
+  assign \$32  = o_next[2];
+  assign \$33  = o_next[4];
+  assign \$34  = o_next[6];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2820$0 , \port$2821$0 , \port$2822$0 , \port$2823$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
-  reg [31:0] \$1 ;
-  reg [31:0] \$2 ;
-  reg [31:0] \$3 ;
-  reg [31:0] \$4 ;
-  reg [31:0] \$5 ;
-  reg [31:0] \$6 ;
+module \accelerator.engine.core.deskew (engine_rst, i, o, engine_clk);
+  wire [31:0] \$1 ;
+  wire [31:0] \$2 ;
+  wire [31:0] \$3 ;
+  wire [31:0] \$4 ;
+  wire [31:0] \$5 ;
+  wire [31:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -11669,14 +11296,6 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2820$0 , \port$2821
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2820$0 ;
-  wire \port$2820$0 ;
-  input \port$2821$0 ;
-  wire \port$2821$0 ;
-  input \port$2822$0 ;
-  wire \port$2822$0 ;
-  input \port$2823$0 ;
-  wire \port$2823$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11689,49 +11308,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2820$0 , \port$2821
     lane2_d1 <= \$6 ;
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$3  = lane0_d3;
-    if (\port$2820$0 ) begin
-      \$3  = lane0_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$4  = lane1_d1;
-    if (\port$2821$0 ) begin
-      \$4  = i[63:32];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$5  = lane1_d2;
-    if (\port$2821$0 ) begin
-      \$5  = lane1_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$6  = lane2_d1;
-    if (\port$2822$0 ) begin
-      \$6  = i[95:64];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$1  = lane0_d1;
-    if (\port$2820$0 ) begin
-      \$1  = i[31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$2  = lane0_d2;
-    if (\port$2820$0 ) begin
-      \$2  = lane0_d1;
-    end
-  end
-  assign en = { \port$2823$0 , \port$2822$0 , \port$2821$0 , \port$2820$0  };
+  assign en = 4'hf;
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11757,27 +11334,33 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2820$0 , \port$2821
   assign o[95:64] = lane2_d1;
   assign o[63:32] = lane1_d2;
   assign o[31:0] = lane0_d3;
+  assign \$6  = i[95:64];
+  assign \$5  = lane1_d1;
+  assign \$4  = i[63:32];
+  assign \$3  = lane0_d2;
+  assign \$2  = lane0_d1;
+  assign \$1  = i[31:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3273$0 , \port$3274$0 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3148$0 , \port$3149$0 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11789,7 +11372,6 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   wire first_in;
   wire first_next;
@@ -11800,10 +11382,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3273$0 ;
-  wire [2:0] \port$3273$0 ;
-  input [1:0] \port$3274$0 ;
-  wire [1:0] \port$3274$0 ;
+  input [2:0] \port$3148$0 ;
+  wire [2:0] \port$3148$0 ;
+  input [1:0] \port$3149$0 ;
+  wire [1:0] \port$3149$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11828,11 +11410,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3274$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3149$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3274$0 [0] & \port$3274$0 [1];
+  assign \$4  = \port$3149$0 [0] & \port$3149$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11856,119 +11438,76 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = \port$3273$0 [0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$11  = \port$3148$0 [0];
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = \port$3273$0 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = \port$3148$0 [1];
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = \port$3274$0 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$13  = \port$3149$0 [1];
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = \port$3273$0 [2];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$14  = \port$3148$0 [2];
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3274$0 [1];
-  assign valid_next = \port$3274$0 [0];
-  assign valid_in = \port$3273$0 [0];
-  assign first_in = \port$3273$0 [1];
-  assign last_in = \port$3273$0 [2];
+  assign first_next = \port$3149$0 [1];
+  assign en = 1'h1;
+  assign valid_next = \port$3149$0 [0];
+  assign valid_in = \port$3148$0 [0];
+  assign first_in = \port$3148$0 [1];
+  assign last_in = \port$3148$0 [2];
   assign psum_in = 32'd0;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -11980,7 +11519,6 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12048,114 +11586,71 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$11  = valid_in;
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$12  = first_in;
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = first_next;
     if (rst_pe_0_1) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = last_in;
     if (rst_pe_0_1) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
   assign psum_in = 32'd0;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12167,7 +11662,6 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12235,114 +11729,71 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$11  = valid_in;
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = first_in;
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$13  = first_next;
     if (rst_pe_0_2) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$14  = last_in;
     if (rst_pe_0_2) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
   assign psum_in = 32'd0;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12353,7 +11804,6 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12417,114 +11867,71 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$11  = valid_in;
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$12  = first_in;
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$13  = first_next;
     if (rst_pe_0_3) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$14  = last_in;
     if (rst_pe_0_3) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
   assign psum_in = 32'd0;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3273$3 , \port$3274$3 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3148$3 , \port$3149$3 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12536,7 +11943,6 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   wire first_in;
   wire first_next;
@@ -12547,10 +11953,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3273$3 ;
-  wire [2:0] \port$3273$3 ;
-  input [1:0] \port$3274$3 ;
-  wire [1:0] \port$3274$3 ;
+  input [2:0] \port$3148$3 ;
+  wire [2:0] \port$3148$3 ;
+  input [1:0] \port$3149$3 ;
+  wire [1:0] \port$3149$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12576,11 +11982,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3274$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3149$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3274$3 [0] & \port$3274$3 [1];
+  assign \$4  = \port$3149$3 [0] & \port$3149$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12604,119 +12010,75 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = \port$3273$3 [0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$11  = \port$3148$3 [0];
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = \port$3273$3 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$12  = \port$3148$3 [1];
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = \port$3274$3 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$13  = \port$3149$3 [1];
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = \port$3273$3 [2];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$14  = \port$3148$3 [2];
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3274$3 [1];
-  assign valid_next = \port$3274$3 [0];
-  assign valid_in = \port$3273$3 [0];
-  assign first_in = \port$3273$3 [1];
-  assign last_in = \port$3273$3 [2];
+  assign first_next = \port$3149$3 [1];
+  assign en = 1'h1;
+  assign valid_next = \port$3149$3 [0];
+  assign valid_in = \port$3148$3 [0];
+  assign first_in = \port$3148$3 [1];
+  assign last_in = \port$3148$3 [2];
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12728,7 +12090,6 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12797,114 +12158,70 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$11  = valid_in;
     if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$12  = first_in;
     if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$13  = first_next;
     if (rst_pe_1_1) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$14  = last_in;
     if (rst_pe_1_1) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -12916,7 +12233,6 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -12985,113 +12301,70 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$11  = valid_in;
     if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = first_in;
     if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$13  = first_next;
     if (rst_pe_1_2) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$14  = last_in;
     if (rst_pe_1_2) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13102,7 +12375,6 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13167,113 +12439,70 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$11  = valid_in;
     if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = first_in;
     if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$13  = first_next;
     if (rst_pe_1_3) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$14  = last_in;
     if (rst_pe_1_3) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3273$6 , \port$3274$6 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3148$6 , \port$3149$6 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13285,7 +12514,6 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   wire first_in;
   wire first_next;
@@ -13296,10 +12524,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3273$6 ;
-  wire [2:0] \port$3273$6 ;
-  input [1:0] \port$3274$6 ;
-  wire [1:0] \port$3274$6 ;
+  input [2:0] \port$3148$6 ;
+  wire [2:0] \port$3148$6 ;
+  input [1:0] \port$3149$6 ;
+  wire [1:0] \port$3149$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13325,11 +12553,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3274$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3149$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3274$6 [0] & \port$3274$6 [1];
+  assign \$4  = \port$3149$6 [0] & \port$3149$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13353,119 +12581,75 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = \port$3273$6 [0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$11  = \port$3148$6 [0];
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = \port$3273$6 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$12  = \port$3148$6 [1];
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = \port$3274$6 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$13  = \port$3149$6 [1];
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = \port$3273$6 [2];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$14  = \port$3148$6 [2];
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3274$6 [1];
-  assign valid_next = \port$3274$6 [0];
-  assign valid_in = \port$3273$6 [0];
-  assign first_in = \port$3273$6 [1];
-  assign last_in = \port$3273$6 [2];
+  assign first_next = \port$3149$6 [1];
+  assign en = 1'h1;
+  assign valid_next = \port$3149$6 [0];
+  assign valid_in = \port$3148$6 [0];
+  assign first_in = \port$3148$6 [1];
+  assign last_in = \port$3148$6 [2];
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13477,7 +12661,6 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13546,114 +12729,70 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$11  = valid_in;
     if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$12  = first_in;
     if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$13  = first_next;
     if (rst_pe_2_1) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$14  = last_in;
     if (rst_pe_2_1) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13665,7 +12804,6 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13734,113 +12872,70 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$11  = valid_in;
     if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = first_in;
     if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = first_next;
     if (rst_pe_2_2) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = last_in;
     if (rst_pe_2_2) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -13851,7 +12946,6 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -13916,113 +13010,70 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$11  = valid_in;
     if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$12  = first_in;
     if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$13  = first_next;
     if (rst_pe_2_3) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$14  = last_in;
     if (rst_pe_2_3) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3273$9 , \port$3274$9 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3148$9 , \port$3149$9 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14034,7 +13085,6 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   wire first_in;
   wire first_next;
@@ -14045,10 +13095,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3273$9 ;
-  wire [2:0] \port$3273$9 ;
-  input [1:0] \port$3274$9 ;
-  wire [1:0] \port$3274$9 ;
+  input [2:0] \port$3148$9 ;
+  wire [2:0] \port$3148$9 ;
+  input [1:0] \port$3149$9 ;
+  wire [1:0] \port$3149$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14073,11 +13123,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3274$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3149$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3274$9 [0] & \port$3274$9 [1];
+  assign \$4  = \port$3149$9 [0] & \port$3149$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14101,118 +13151,75 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = \port$3273$9 [0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$11  = \port$3148$9 [0];
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = \port$3273$9 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$12  = \port$3148$9 [1];
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = \port$3274$9 [1];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$13  = \port$3149$9 [1];
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = \port$3273$9 [2];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$14  = \port$3148$9 [2];
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3274$9 [1];
-  assign valid_next = \port$3274$9 [0];
-  assign valid_in = \port$3273$9 [0];
-  assign first_in = \port$3273$9 [1];
-  assign last_in = \port$3273$9 [2];
+  assign first_next = \port$3149$9 [1];
+  assign en = 1'h1;
+  assign valid_next = \port$3149$9 [0];
+  assign valid_in = \port$3148$9 [0];
+  assign first_in = \port$3148$9 [1];
+  assign last_in = \port$3148$9 [2];
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14224,7 +13231,6 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -14292,113 +13298,70 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$11  = valid_in;
     if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$12  = first_in;
     if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$13  = first_next;
     if (rst_pe_3_1) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$14  = last_in;
     if (rst_pe_3_1) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14410,7 +13373,6 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -14478,113 +13440,70 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$11  = valid_in;
     if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$12  = first_in;
     if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$13  = first_next;
     if (rst_pe_3_2) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$14  = last_in;
     if (rst_pe_3_2) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
+  wire [7:0] \$10 ;
   reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg [31:0] \$15 ;
+  wire [31:0] \$15 ;
   reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
+  wire [15:0] \$7 ;
+  wire [7:0] \$8 ;
+  wire [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
   input [7:0] a_next;
@@ -14595,7 +13514,6 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
   reg [7:0] active_next = 8'h00;
   input capture_next;
   wire capture_next;
-  input en;
   wire en;
   input first_in;
   wire first_in;
@@ -14661,103 +13579,59 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$11  = valid_in;
     if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$12  = first_in;
     if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$13  = first_next;
     if (rst_pe_3_3) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$14  = last_in;
     if (rst_pe_3_3) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
+    if (w_shift) begin
+      \$16  = w_in;
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign en = 1'h1;
+  assign \$15  = \$6 [31:0];
+  assign \$10  = a_in;
+  assign \$9  = \$5 ;
+  assign \$8  = \$3 ;
+  assign \$7  = \$1 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \port$2859$0 , \port$2860$0 , \port$2861$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, o, o_next, engine_clk);
+  wire [7:0] \$1 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -14793,14 +13667,6 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2858$0 ;
-  wire \port$2858$0 ;
-  input \port$2859$0 ;
-  wire \port$2859$0 ;
-  input \port$2860$0 ;
-  wire \port$2860$0 ;
-  input \port$2861$0 ;
-  wire \port$2861$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14813,49 +13679,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \p
     lane3_d2 <= \$5 ;
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2860$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2860$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2861$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2861$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2861$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2859$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2861$0 , \port$2860$0 , \port$2859$0 , \port$2858$0  };
+  assign en = 4'hf;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14872,6 +13696,12 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \p
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
+  assign \$6  = lane3_d2;
+  assign \$5  = lane3_d1;
+  assign \$4  = i[31:24];
+  assign \$3  = lane2_d1;
+  assign \$2  = i[23:16];
+  assign \$1  = i[15:8];
   assign o_next[31:24] = lane3_d2;
   assign o_next[23:16] = lane2_d1;
   assign o_next[15:8] = i[15:8];
@@ -14883,15 +13713,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2858$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, o, o_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
   reg [2:0] \$4 ;
   reg [2:0] \$5 ;
   reg [2:0] \$6 ;
-  input en;
   wire en;
   input [11:0] i;
   wire [11:0] i;
@@ -15006,65 +13835,48 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
   always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$2  = lane2_d1;
-    if (en) begin
-      \$2  = i[8:6];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$2  = i[8:6];
     if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$3  = lane2_d2;
-    if (en) begin
-      \$3  = lane2_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$3  = lane2_d1;
     if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$4  = lane3_d1;
-    if (en) begin
-      \$4  = i[11:9];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$4  = i[11:9];
     if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$5  = lane3_d2;
-    if (en) begin
-      \$5  = lane3_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$5  = lane3_d1;
     if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$6  = lane3_d3;
-    if (en) begin
-      \$6  = lane3_d2;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$6  = lane3_d2;
     if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$1  = lane1_d1;
-    if (en) begin
-      \$1  = i[5:3];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$1  = i[5:3];
     if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
+  assign en = 1'h1;
   assign \o[0]  = o[2:0];
   assign \o[0].valid  = o[0];
   assign \o[0].first  = o[1];
@@ -15158,14 +13970,13 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854$0 , \port$2855$0 , \port$2856$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
+module \accelerator.engine.core.skew_w (engine_rst, i, o, engine_clk);
+  wire [7:0] \$1 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire [7:0] \$4 ;
+  wire [7:0] \$5 ;
+  wire [7:0] \$6 ;
   wire [3:0] en;
   input engine_clk;
   wire engine_clk;
@@ -15199,14 +14010,6 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2853$0 ;
-  wire \port$2853$0 ;
-  input \port$2854$0 ;
-  wire \port$2854$0 ;
-  input \port$2855$0 ;
-  wire \port$2855$0 ;
-  input \port$2856$0 ;
-  wire \port$2856$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15219,50 +14022,8 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854
     lane3_d2 <= \$5 ;
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2855$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2855$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2856$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2856$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2856$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2854$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
   assign i_next = 32'd0;
-  assign en = { \port$2856$0 , \port$2855$0 , \port$2854$0 , \port$2853$0  };
+  assign en = 4'hf;
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15279,6 +14040,12 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854
   assign \i_next[1]  = 8'h00;
   assign \i_next[2]  = 8'h00;
   assign \i_next[3]  = 8'h00;
+  assign \$6  = lane3_d2;
+  assign \$5  = lane3_d1;
+  assign \$4  = i[31:24];
+  assign \$3  = lane2_d1;
+  assign \$2  = i[23:16];
+  assign \$1  = i[15:8];
   assign o_next[31:24] = lane3_d2;
   assign o_next[23:16] = lane2_d1;
   assign o_next[15:8] = i[15:8];
@@ -15290,15 +14057,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2853$0 , \port$2854
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
   reg [1:0] \$3 ;
   reg [1:0] \$4 ;
   reg [1:0] \$5 ;
   reg [1:0] \$6 ;
-  input en;
   wire en;
   input engine_clk;
   wire engine_clk;
@@ -15391,65 +14157,48 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$2  = lane2_d1;
-    if (en) begin
-      \$2  = i[5:4];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$2  = i[5:4];
     if (engine_rst) begin
       \$2  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$3  = lane2_d2;
-    if (en) begin
-      \$3  = lane2_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$3  = lane2_d1;
     if (engine_rst) begin
       \$3  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$4  = lane3_d1;
-    if (en) begin
-      \$4  = i[7:6];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$4  = i[7:6];
     if (engine_rst) begin
       \$4  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$5  = lane3_d2;
-    if (en) begin
-      \$5  = lane3_d1;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$5  = lane3_d1;
     if (engine_rst) begin
       \$5  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$6  = lane3_d3;
-    if (en) begin
-      \$6  = lane3_d2;
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$6  = lane3_d2;
     if (engine_rst) begin
       \$6  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$1  = lane1_d1;
-    if (en) begin
-      \$1  = i[3:2];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$1  = i[3:2];
     if (engine_rst) begin
       \$1  = 2'h0;
     end
   end
+  assign en = 1'h1;
   assign \o[0]  = o[1:0];
   assign \o[0].shift  = o[0];
   assign \o[0].capture  = o[1];
@@ -15522,7 +14271,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, busy, clear, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [32:0] \$1 ;
   wire [32:0] \$2 ;
   wire [32:0] \$3 ;
@@ -15566,7 +14315,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     counters__stall_store <= \$8 ;
   assign \$1  = counters__cycles + 1'h1;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = counters__cycles;
     if (clear) begin
       \$5  = 32'd0;
@@ -15579,7 +14328,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = counters__mac_cycles;
     if (clear) begin
       \$6  = 32'd0;
@@ -15592,7 +14341,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$7  = counters__stall_load;
     if (clear) begin
       \$7  = 32'd0;
@@ -15605,7 +14354,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$8  = counters__stall_store;
     if (clear) begin
       \$8  = 32'd0;
@@ -15622,7 +14371,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims, passes__valid, passes__payload
 , flags__a_release, flags__b_use, done, flags__b_used, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15922,7 +14671,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     .w_port__data(w_data)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     passes__valid = 1'h0;
     if (issue) begin
       if (\$25 ) begin
@@ -15931,7 +14680,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     passes__payload = 12'h000;
     if (issue) begin
       if (\$25 ) begin
@@ -15943,7 +14692,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     step = 1'h0;
     if (issue) begin
       if (\$34 ) begin
@@ -15954,7 +14703,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     flags__a_release = 2'h0;
     if (issue) begin
       if (\$34 ) begin
@@ -15971,7 +14720,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     flags__b_use = 2'h0;
     if (issue) begin
       if (\$34 ) begin
@@ -15990,14 +14739,14 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$52  = issue;
     if (engine_rst) begin
       \$52  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$53  = meta_last;
     if (issue) begin
       \$53  = \$40 ;
@@ -16007,7 +14756,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$54  = meta_off;
     if (issue) begin
       \$54  = kr[2:0];
@@ -16017,7 +14766,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$55  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -16035,7 +14784,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$56  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -16053,7 +14802,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$57  = kr;
     if (issue) begin
       if (\$42 ) begin
@@ -16073,7 +14822,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$58  = apar;
     if (issue) begin
       if (\$42 ) begin
@@ -16090,7 +14839,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$59  = bpar;
     if (issue) begin
       if (\$42 ) begin
@@ -16187,7 +14936,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
@@ -16340,7 +15089,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
       kc0_next = 16'h0000;
@@ -16349,7 +15098,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
       \$26  = 16'h0000;
@@ -16361,7 +15110,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$27  = left;
     if (\$5 ) begin
       \$27  = run__cmd[175:160];
@@ -16373,7 +15122,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$28  = k_last;
     if (\$5 ) begin
       \$28  = \$6 ;
@@ -16385,7 +15134,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
       \$29  = \$8 [9:0];
@@ -16397,7 +15146,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
       \$30  = \$11 [8:0];
@@ -16409,7 +15158,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$31  = done;
     if (\$25 ) begin
       \$31  = 1'h1;
@@ -16455,7 +15204,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16519,7 +15268,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16536,7 +15285,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16550,7 +15299,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -16567,7 +15316,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -16658,7 +15407,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
   always @(posedge engine_clk)
     level <= \$21 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$19  = w_port__addr;
     if (\$1 ) begin
       \$19  = \$4 [1:0];
@@ -16668,7 +15417,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$20  = r_port__addr;
     if (\$5 ) begin
       \$20  = \$8 [1:0];
@@ -16678,7 +15427,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$21  = level;
     if (\$12 ) begin
       \$21  = \$13 [1:0];
@@ -16701,7 +15450,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait
 , flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   reg [31:0] \$100 ;
@@ -17157,7 +15906,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     load_a_next = load_a_addr;
     if (run__restart) begin
       load_a_next = run__cmd[31:0];
@@ -17171,7 +15920,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     load_b_next = load_b_addr;
     if (run__restart) begin
       load_b_next = run__cmd[63:32];
@@ -17185,7 +15934,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     load_cin_next = load_cin_addr;
     if (run__restart) begin
       load_cin_next = run__cmd[127:96];
@@ -17199,7 +15948,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     b_koff_next = b_koff;
     if (run__restart) begin
       b_koff_next = 32'd0;
@@ -17208,7 +15957,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17233,7 +15982,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     rd_cmd__payload = 84'h000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17267,7 +16016,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17292,7 +16041,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17317,7 +16066,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__b_claim = 2'h0;
     casez (loader_state)
       2'h0:
@@ -17338,7 +16087,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__a_claim = 2'h0;
     casez (loader_state)
       2'h0:
@@ -17360,7 +16109,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17385,7 +16134,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     c_wait = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17400,7 +16149,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__c_claim = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17435,7 +16184,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__c_ready = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17478,7 +16227,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17501,7 +16250,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17510,7 +16259,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__a_filled = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17528,7 +16277,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     flags__b_filled = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17548,7 +16297,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$92  = load_a_panel;
     if (run__restart) begin
       \$92  = run__cmd[31:0];
@@ -17562,14 +16311,14 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$93  = load_a_next;
     if (engine_rst) begin
       \$93  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$94  = load_b_panel;
     if (run__restart) begin
       \$94  = run__cmd[63:32];
@@ -17583,14 +16332,14 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$95  = load_b_next;
     if (engine_rst) begin
       \$95  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$96  = load_cin_panel;
     if (run__restart) begin
       \$96  = run__cmd[127:96];
@@ -17604,35 +16353,35 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$97  = load_cin_next;
     if (engine_rst) begin
       \$97  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$98  = b_koff_next;
     if (engine_rst) begin
       \$98  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$99  = \$70 [31:0];
     if (engine_rst) begin
       \$99  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$100  = \$71 [31:0];
     if (engine_rst) begin
       \$100  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$101  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17679,7 +16428,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$102  = l_bpar;
     casez (loader_state)
       2'h0:
@@ -17700,7 +16449,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$103  = l_apar;
     casez (loader_state)
       2'h0:
@@ -17722,7 +16471,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$104  = claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -17745,7 +16494,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$105  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17759,7 +16508,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$106  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
@@ -17776,7 +16525,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$107  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -17891,7 +16640,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
@@ -18049,7 +16798,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
       kc0_next = 16'h0000;
@@ -18058,7 +16807,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
       \$26  = 16'h0000;
@@ -18070,7 +16819,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$27  = left;
     if (\$5 ) begin
       \$27  = run__cmd[175:160];
@@ -18082,7 +16831,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$28  = k_last;
     if (\$5 ) begin
       \$28  = \$6 ;
@@ -18094,7 +16843,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
       \$29  = \$8 [9:0];
@@ -18106,7 +16855,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
       \$30  = \$11 [8:0];
@@ -18118,7 +16867,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$31  = done;
     if (\$25 ) begin
       \$31  = 1'h1;
@@ -18164,7 +16913,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -18228,7 +16977,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -18245,7 +16994,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -18259,7 +17008,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -18276,7 +17025,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -18401,7 +17150,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -18411,7 +17160,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -18421,7 +17170,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -18434,7 +17183,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -18456,7 +17205,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__valid, \w_data$45 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [4:0] \$1 ;
   wire [2:0] \$10 ;
   wire \$11 ;
@@ -18728,7 +17477,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3299$354 (run__cmd[398:354])
+    .\port$3174$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18764,7 +17513,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
@@ -18773,7 +17522,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       byte_valid = o__valid;
@@ -18782,14 +17531,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     o__ready = 1'h0;
     if (run__cmd[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     byte_ready = 1'h0;
     if (\$25 ) begin
       if (\$26 ) begin
@@ -18798,7 +17547,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \r_en$69  = 1'h0;
     if (\$25 ) begin
       if (\$26 ) begin
@@ -18807,7 +17556,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$41  = store_c_panel;
     if (run__restart) begin
       \$41  = run__cmd[95:64];
@@ -18821,14 +17570,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$42  = store_c_next;
     if (engine_rst) begin
       \$42  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$43  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18850,7 +17599,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$44  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18874,14 +17623,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$45  = issue;
     if (engine_rst) begin
       \$45  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$46  = s_beat;
     if (\$38 ) begin
       (* full_case = 32'd1 *)
@@ -18896,7 +17645,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     store_c_next = store_c_addr;
     if (run__restart) begin
       store_c_next = run__cmd[95:64];
@@ -18910,7 +17659,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
@@ -18920,7 +17669,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     wr_cmd__payload = 84'h000000000000000000000;
     casez (store_state)
       1'h0:
@@ -18933,7 +17682,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     issue = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18944,7 +17693,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     flags__c_release = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18965,7 +17714,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -18980,14 +17729,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     i__valid = 1'h0;
     if (run__cmd[353]) begin
       i__valid = \r_rdy$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (run__cmd[353]) begin
       i__payload[127:0] = r_data;
@@ -18995,7 +17744,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     (* full_case = 32'd1 *)
     if (run__cmd[353]) begin
       r_en = i__ready;
@@ -19100,8 +17849,8 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -19304,8 +18053,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3299$354 ;
-  wire [44:0] \port$3299$354 ;
+  input [44:0] \port$3174$354 ;
+  wire [44:0] \port$3174$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19380,13 +18129,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3299$354 [36:32];
-  assign lower = \port$3299$354 [0] ? \port$3299$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3174$354 [36:32];
+  assign lower = \port$3174$354 [0] ? \port$3174$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3299$354 [36:32];
+  assign \$11  = ! \port$3174$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19401,8 +18150,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3299$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3299$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3174$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3174$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19417,8 +18166,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3299$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3299$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3174$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3174$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19433,8 +18182,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3299$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3299$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3174$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3174$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19449,8 +18198,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3299$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3299$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3174$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3174$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19586,7 +18335,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -19596,14 +18345,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -19613,14 +18362,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -19630,14 +18379,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -19647,14 +18396,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -19664,14 +18413,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -19681,14 +18430,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -19698,14 +18447,14 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -19717,98 +18466,98 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3299$354 [31:1];
+      \$125  = \port$3174$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19822,84 +18571,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3299$354 [31:1];
+      \$137  = \port$3174$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -19913,84 +18662,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3299$354 [31:1];
+      \$149  = \port$3174$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -20004,84 +18753,84 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3299$354 [31:1];
+      \$161  = \port$3174$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -20095,7 +18844,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -20103,10 +18852,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3299$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3299$354 [36:32];
-  assign relu = \port$3299$354 [0];
-  assign zero_point = \port$3299$354 [44:37];
-  assign multiplier = \port$3299$354 [31:1];
+  assign shift = \port$3174$354 [36:32];
+  assign relu = \port$3174$354 [0];
+  assign zero_point = \port$3174$354 [44:37];
+  assign multiplier = \port$3174$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20153,7 +18902,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -20244,7 +18993,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
   always @(posedge engine_clk)
     level <= \$21 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$19  = w_port__addr;
     if (\$1 ) begin
       \$19  = \$4 [1:0];
@@ -20254,7 +19003,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$20  = r_port__addr;
     if (\$5 ) begin
       \$20  = \$8 [1:0];
@@ -20264,7 +19013,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$21  = level;
     if (\$12 ) begin
       \$21  = \$13 [1:0];
@@ -20286,7 +19035,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, run__chunk, advance, done, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   reg \$2 ;
   input advance;
@@ -20367,7 +19116,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$2  = done;
     if (\$1 ) begin
       \$2  = 1'h1;
@@ -20414,7 +19163,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -20478,7 +19227,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -20495,7 +19244,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -20509,7 +19258,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -20526,7 +19275,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r_data, w_en, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -20622,7 +19371,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -20632,7 +19381,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -20642,7 +19391,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -20664,7 +19413,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr, weights__valid, weights__payload, b_rd__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, flags__b_used, flags__b_full, flags__b_use, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   wire [10:0] \$10 ;
   wire [11:0] \$11 ;
@@ -20881,7 +19630,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     .w_port__data(w_data)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     step = 1'h0;
     if (w_issue) begin
       if (\$16 ) begin
@@ -20892,7 +19641,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     flags__b_use = 2'h0;
     if (w_issue) begin
       if (\$16 ) begin
@@ -20911,14 +19660,14 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$32  = w_issue;
     if (engine_rst) begin
       \$32  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$33  = w_zero;
     if (w_issue) begin
       \$33  = \$21 ;
@@ -20928,7 +19677,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$34  = w_r;
     if (w_issue) begin
       (* full_case = 32'd1 *)
@@ -20946,7 +19695,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$35  = w_kr;
     if (w_issue) begin
       if (\$22 ) begin
@@ -20966,7 +19715,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$36  = w_k;
     if (w_issue) begin
       (* full_case = 32'd1 *)
@@ -20989,7 +19738,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$37  = w_bpar;
     if (w_issue) begin
       if (\$22 ) begin
@@ -21074,7 +19823,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, k_last, k_len, done, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
@@ -21224,7 +19973,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     .rows(rows)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
       kc0_next = 16'h0000;
@@ -21233,7 +19982,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
       \$26  = 16'h0000;
@@ -21245,7 +19994,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$27  = left;
     if (\$5 ) begin
       \$27  = run__cmd[175:160];
@@ -21257,7 +20006,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$28  = k_last;
     if (\$5 ) begin
       \$28  = \$6 ;
@@ -21269,7 +20018,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
       \$29  = \$8 [9:0];
@@ -21281,7 +20030,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
       \$30  = \$11 [8:0];
@@ -21293,7 +20042,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$31  = done;
     if (\$25 ) begin
       \$31  = 1'h1;
@@ -21339,7 +20088,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -21403,7 +20152,7 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -21420,7 +20169,7 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -21434,7 +20183,7 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -21451,7 +20200,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -21542,7 +20291,7 @@ module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_
   always @(posedge engine_clk)
     level <= \$21 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$19  = w_port__addr;
     if (\$1 ) begin
       \$19  = \$4 [1:0];
@@ -21552,7 +20301,7 @@ module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$20  = r_port__addr;
     if (\$5 ) begin
       \$20  = \$8 [1:0];
@@ -21562,7 +20311,7 @@ module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
     \$21  = level;
     if (\$12 ) begin
       \$21  = \$13 [1:0];
@@ -21586,7 +20335,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -22846,7 +21595,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -22859,7 +21608,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -22869,7 +21618,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -22879,7 +21628,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -22892,7 +21641,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -22902,7 +21651,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -22912,7 +21661,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -22925,7 +21674,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -22935,21 +21684,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -22959,7 +21708,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -22978,7 +21727,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -22997,7 +21746,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -23016,7 +21765,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -23035,7 +21784,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -23054,7 +21803,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -23073,7 +21822,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -23092,7 +21841,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -23111,7 +21860,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -23130,7 +21879,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -23149,7 +21898,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -23168,7 +21917,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -23187,7 +21936,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -23197,7 +21946,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -23207,7 +21956,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -23223,7 +21972,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 3'h0;
@@ -23236,7 +21985,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -23249,7 +21998,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -23259,7 +22008,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;

@@ -91,7 +91,9 @@ def engine_gemm_harness(config: AcceleratorConfig = ENGINE_CONFIG, *,
     (C and its stride 4-byte aligned, strides at least a row); the DMA is ideal (takes every
     command and write beat at once, returns each read command's beats, realigned as
     :class:`~accelerator.hw.dma.DMAReader` does, back to back from the next cycle). Asserted:
-    ``done`` with no error within the performance model's cycles (:func:`gemm_bound`).
+    ``done`` with no error within the performance model's cycles (:func:`gemm_bound`), and the
+    accumulator takes every result of the array in the cycle it shows
+    (``GemmEngine.results_refused`` stays low).
 
     ``fair=True``: the DMA may stall each of its four handshakes (read command, read beat,
     write command, write beat), but never two cycles in a row; the bound is then twice the
@@ -159,6 +161,8 @@ def engine_gemm_harness(config: AcceleratorConfig = ENGINE_CONFIG, *,
             m.d.sync += head.eq(head + 1)
         m.d.sync += count.eq(count + push - pop)
         m.d.sync += Assert(count <= depth, f"at most {depth} read commands outstanding")
+        # the core is built without back-pressure: the accumulator must take every result
+        m.d.comb += Assert(~dut.results_refused, "every result of the array is taken at once")
         # -- the command ends ------------------------------------------------------------------
         ended = Signal(name="f_ended")
         elapsed = Signal(range(bound + 2), name="f_elapsed")
