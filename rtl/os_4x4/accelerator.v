@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2100$0 (\$14 ),
-    .\port$2101$0 (\$15 ),
-    .\port$3482$41 (burst__payload[41]),
-    .\port$3482$43 (burst__payload[55:43]),
+    .\port$2093$0 (\$14 ),
+    .\port$2094$0 (\$15 ),
+    .\port$3476$41 (burst__payload[41]),
+    .\port$3476$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2100$0 , \port$2101$0 , w_rdy, w_level, r_data, r_en, \port$3482$41 , \port$3482$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2093$0 , \port$2094$0 , w_rdy, w_level, r_data, r_en, \port$3476$41 , \port$3476$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2100$0 , \port$2101$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2100$0 ;
-  wire \port$2100$0 ;
-  input \port$2101$0 ;
-  wire \port$2101$0 ;
-  input \port$3482$41 ;
-  wire \port$3482$41 ;
-  input [12:0] \port$3482$43 ;
-  wire [12:0] \port$3482$43 ;
+  input \port$2093$0 ;
+  wire \port$2093$0 ;
+  input \port$2094$0 ;
+  wire \port$2094$0 ;
+  input \port$3476$41 ;
+  wire \port$3476$41 ;
+  input [12:0] \port$3476$43 ;
+  wire [12:0] \port$3476$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2100$0 , \port$2101$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
+      storage[w_port__addr] <= { \port$2094$0 , \port$2093$0 , \port$3476$41 , \port$3476$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2100$0 , \port$2101$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
-  assign w_data = { \port$2101$0 , \port$2100$0 , \port$3482$41 , \port$3482$43  };
+  assign w_port__data = { \port$2094$0 , \port$2093$0 , \port$3476$41 , \port$3476$43  };
+  assign w_data = { \port$2094$0 , \port$2093$0 , \port$3476$41 , \port$3476$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10075,7 +10075,7 @@ module \accelerator.engine.core (engine_rst, operands__ready, operands__valid, o
     .drain(drain_0),
     .first_out(\first_in$106 ),
     .last_out(\last_in$108 ),
-    .\port$2993$0 (\o$54 [2:0]),
+    .\port$2986$0 (\o$54 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$110 )
@@ -10092,7 +10092,7 @@ module \accelerator.engine.core (engine_rst, operands__ready, operands__valid, o
     .drain(drain_1),
     .first_out(\first_in$124 ),
     .last_out(\last_in$126 ),
-    .\port$2993$3 (\o$54 [5:3]),
+    .\port$2986$3 (\o$54 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$128 )
@@ -10109,7 +10109,7 @@ module \accelerator.engine.core (engine_rst, operands__ready, operands__valid, o
     .drain(drain_2),
     .first_out(\first_in$142 ),
     .last_out(\last_in$144 ),
-    .\port$2993$6 (\o$54 [8:6]),
+    .\port$2986$6 (\o$54 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$146 )
@@ -10125,7 +10125,7 @@ module \accelerator.engine.core (engine_rst, operands__ready, operands__valid, o
     .drain(drain_3),
     .first_out(\first_in$160 ),
     .last_out(\last_in$162 ),
-    .\port$2993$9 (\o$54 [11:9]),
+    .\port$2986$9 (\o$54 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$164 )
@@ -10850,7 +10850,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, o, engine_clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2993$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$2986$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10904,8 +10904,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2993$0 ;
-  wire [2:0] \port$2993$0 ;
+  input [2:0] \port$2986$0 ;
+  wire [2:0] \port$2986$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -10914,10 +10914,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2993$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2986$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2993$0 [0] & \port$2993$0 [2];
+  assign \$4  = \port$2986$0 [0] & \port$2986$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -10942,21 +10942,21 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = \port$2993$0 [0];
+    \$10  = \port$2986$0 [0];
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = \port$2993$0 [1];
+    \$11  = \port$2986$0 [1];
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = \port$2993$0 [2];
+    \$12  = \port$2986$0 [2];
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
@@ -10964,7 +10964,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = acc;
-    if (\port$2993$0 [0]) begin
+    if (\port$2986$0 [0]) begin
       \$13  = \$2 [31:0];
     end
   end
@@ -11004,11 +11004,11 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2993$0 [1];
+  assign first_in = \port$2986$0 [1];
   assign chain_out_reg = chain_out;
   assign en = 1'h1;
-  assign valid_in = \port$2993$0 [0];
-  assign last_in = \port$2993$0 [2];
+  assign valid_in = \port$2986$0 [0];
+  assign last_in = \port$2986$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign \$9  = b_in;
@@ -11017,7 +11017,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, a_out, b_out, valid_o
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2993$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$2986$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11071,8 +11071,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2993$3 ;
-  wire [2:0] \port$2993$3 ;
+  input [2:0] \port$2986$3 ;
+  wire [2:0] \port$2986$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11081,10 +11081,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2993$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2986$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2993$3 [0] & \port$2993$3 [2];
+  assign \$4  = \port$2986$3 [0] & \port$2986$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11109,21 +11109,21 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = \port$2993$3 [0];
+    \$10  = \port$2986$3 [0];
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = \port$2993$3 [1];
+    \$11  = \port$2986$3 [1];
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = \port$2993$3 [2];
+    \$12  = \port$2986$3 [2];
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
@@ -11131,7 +11131,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
-    if (\port$2993$3 [0]) begin
+    if (\port$2986$3 [0]) begin
       \$13  = \$2 [31:0];
     end
   end
@@ -11171,11 +11171,11 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2993$3 [1];
+  assign first_in = \port$2986$3 [1];
   assign chain_out_reg = chain_out;
   assign en = 1'h1;
-  assign valid_in = \port$2993$3 [0];
-  assign last_in = \port$2993$3 [2];
+  assign valid_in = \port$2986$3 [0];
+  assign last_in = \port$2986$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign \$9  = b_in;
@@ -11184,7 +11184,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, a_in, a_out, b_out, v
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2993$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2986$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11238,8 +11238,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2993$6 ;
-  wire [2:0] \port$2993$6 ;
+  input [2:0] \port$2986$6 ;
+  wire [2:0] \port$2986$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11248,10 +11248,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2993$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2986$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2993$6 [0] & \port$2993$6 [2];
+  assign \$4  = \port$2986$6 [0] & \port$2986$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11276,21 +11276,21 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = \port$2993$6 [0];
+    \$10  = \port$2986$6 [0];
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = \port$2993$6 [1];
+    \$11  = \port$2986$6 [1];
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = \port$2993$6 [2];
+    \$12  = \port$2986$6 [2];
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
@@ -11298,7 +11298,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
-    if (\port$2993$6 [0]) begin
+    if (\port$2986$6 [0]) begin
       \$13  = \$2 [31:0];
     end
   end
@@ -11338,11 +11338,11 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2993$6 [1];
+  assign first_in = \port$2986$6 [1];
   assign chain_out_reg = chain_out;
   assign en = 1'h1;
-  assign valid_in = \port$2993$6 [0];
-  assign last_in = \port$2993$6 [2];
+  assign valid_in = \port$2986$6 [0];
+  assign last_in = \port$2986$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign \$9  = b_in;
@@ -11351,7 +11351,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, a_next, a_in, a_out, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2993$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$2986$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11404,8 +11404,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$2993$9 ;
-  wire [2:0] \port$2993$9 ;
+  input [2:0] \port$2986$9 ;
+  wire [2:0] \port$2986$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11414,10 +11414,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, 
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$2993$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$2986$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$2993$9 [0] & \port$2993$9 [2];
+  assign \$4  = \port$2986$9 [0] & \port$2986$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11442,21 +11442,21 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, 
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = \port$2993$9 [0];
+    \$10  = \port$2986$9 [0];
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = \port$2993$9 [1];
+    \$11  = \port$2986$9 [1];
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = \port$2993$9 [2];
+    \$12  = \port$2986$9 [2];
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
@@ -11464,7 +11464,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
-    if (\port$2993$9 [0]) begin
+    if (\port$2986$9 [0]) begin
       \$13  = \$2 [31:0];
     end
   end
@@ -11504,11 +11504,11 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, a_next, a_in, b_out, 
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$2993$9 [1];
+  assign first_in = \port$2986$9 [1];
   assign chain_out_reg = chain_out;
   assign en = 1'h1;
-  assign valid_in = \port$2993$9 [0];
-  assign last_in = \port$2993$9 [2];
+  assign valid_in = \port$2986$9 [0];
+  assign last_in = \port$2986$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign \$9  = b_in;
@@ -14022,7 +14022,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [6:0] \$100 ;
   wire [2:0] \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -14030,27 +14029,27 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
-  wire \$18 ;
-  wire [7:0] \$19 ;
+  wire [7:0] \$18 ;
+  wire [8:0] \$19 ;
   wire \$2 ;
-  wire [8:0] \$20 ;
-  wire [9:0] \$21 ;
-  wire [7:0] \$22 ;
-  wire [8:0] \$23 ;
-  wire [9:0] \$24 ;
-  wire [7:0] \$25 ;
-  wire [8:0] \$26 ;
-  wire [9:0] \$27 ;
-  wire [7:0] \$28 ;
-  wire [8:0] \$29 ;
+  wire [9:0] \$20 ;
+  wire [7:0] \$21 ;
+  wire [8:0] \$22 ;
+  wire [9:0] \$23 ;
+  wire [7:0] \$24 ;
+  wire [8:0] \$25 ;
+  wire [9:0] \$26 ;
+  wire [7:0] \$27 ;
+  wire [8:0] \$28 ;
+  wire [9:0] \$29 ;
   wire \$3 ;
-  wire [9:0] \$30 ;
-  wire [10:0] \$31 ;
-  wire [11:0] \$32 ;
+  wire [10:0] \$30 ;
+  wire [11:0] \$31 ;
+  wire [7:0] \$32 ;
   wire [7:0] \$33 ;
   wire [7:0] \$34 ;
   wire [7:0] \$35 ;
-  wire [7:0] \$36 ;
+  wire \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
@@ -14063,19 +14062,18 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
+  wire [9:0] \$48 ;
+  reg \$49 ;
   wire \$5 ;
-  wire [9:0] \$50 ;
-  reg \$51 ;
-  reg \$52 ;
-  reg [2:0] \$53 ;
-  reg [8:0] \$54 ;
-  reg \$55 ;
-  reg \$56 ;
+  reg \$50 ;
+  reg [2:0] \$51 ;
+  reg [8:0] \$52 ;
+  reg \$53 ;
+  reg \$54 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
+  wire [6:0] \$88 ;
   wire \$9 ;
   wire [6:0] \$91 ;
   wire [6:0] \$94 ;
@@ -14154,6 +14152,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
+  wire first_step;
   input [1:0] flags__a_full;
   wire [1:0] flags__a_full;
   output [1:0] flags__a_release;
@@ -14170,7 +14169,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   reg [8:0] k_idx = 9'h000;
   wire k_last;
   wire [8:0] k_len_m1;
-  wire [15:0] kc0;
   wire last_in_panel;
   wire [1:0] level;
   reg meta_last = 1'h0;
@@ -14271,34 +14269,31 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire [64:0] w_data;
   (* init = 1'h0 *)
   wire w_en;
-  assign \$100  = meta_sel * 4'h8;
-  assign \$36  = a_rd__3__data >> \$100 ;
-  assign \$37  = ! k_idx;
-  assign \$38  = ! kc0;
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = k_idx == k_len_m1;
-  assign \$41  = last_in_panel & k_last;
-  assign \$42  = run__split | \$41 ;
+  assign \$36  = ! k_idx;
+  assign \$37  = \$36  & first_step;
+  assign \$38  = k_idx == k_len_m1;
+  assign \$39  = last_in_panel & k_last;
+  assign \$40  = run__split | \$39 ;
+  assign \$41  = k_idx == k_len_m1;
+  assign \$42  = \$41  & k_last;
   assign \$43  = k_idx == k_len_m1;
-  assign \$44  = \$43  & k_last;
-  assign \$45  = k_idx == k_len_m1;
-  assign \$46  = ~ apar;
-  assign \$47  = last_in_panel & k_last;
-  assign \$48  = run__split | \$47 ;
-  assign \$49  = ~ bpar;
-  assign \$50  = k_idx + 1'h1;
+  assign \$44  = ~ apar;
+  assign \$45  = last_in_panel & k_last;
+  assign \$46  = run__split | \$45 ;
+  assign \$47  = ~ bpar;
+  assign \$48  = k_idx + 1'h1;
   always @(posedge engine_clk)
-    pending <= \$51 ;
+    pending <= \$49 ;
   always @(posedge engine_clk)
-    meta_last <= \$52 ;
+    meta_last <= \$50 ;
   always @(posedge engine_clk)
-    meta_sel <= \$53 ;
+    meta_sel <= \$51 ;
   always @(posedge engine_clk)
-    k_idx <= \$54 ;
+    k_idx <= \$52 ;
   always @(posedge engine_clk)
-    apar <= \$55 ;
+    apar <= \$53 ;
   always @(posedge engine_clk)
-    bpar <= \$56 ;
+    bpar <= \$54 ;
   assign behind = index >= claims;
   assign \$1  = ~ done;
   assign \$2  = run__running & \$1 ;
@@ -14314,35 +14309,36 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   assign \$12  = \$11  < 2'h3;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = ! k_idx;
-  assign \$15  = ! kc0;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$17  | passes__ready;
-  assign issue = \$13  & \$18 ;
-  assign \$19  = apar * 7'h40;
-  assign \$21  = \$19  + \$20 ;
-  assign \$22  = apar * 7'h40;
-  assign \$24  = \$22  + \$23 ;
-  assign \$25  = apar * 7'h40;
-  assign \$27  = \$25  + \$26 ;
-  assign \$28  = apar * 7'h40;
-  assign \$30  = \$28  + \$29 ;
-  assign \$31  = bpar * 10'h200;
-  assign \$32  = \$31  + k_idx;
+  assign \$15  = \$14  & first_step;
+  assign \$16  = ~ \$15 ;
+  assign \$17  = \$16  | passes__ready;
+  assign issue = \$13  & \$17 ;
+  assign \$18  = apar * 7'h40;
+  assign \$20  = \$18  + \$19 ;
+  assign \$21  = apar * 7'h40;
+  assign \$23  = \$21  + \$22 ;
+  assign \$24  = apar * 7'h40;
+  assign \$26  = \$24  + \$25 ;
+  assign \$27  = apar * 7'h40;
+  assign \$29  = \$27  + \$28 ;
+  assign \$30  = bpar * 10'h200;
+  assign \$31  = \$30  + k_idx;
+  assign \$88  = meta_sel * 4'h8;
+  assign \$32  = a_rd__0__data >> \$88 ;
   assign \$91  = meta_sel * 4'h8;
-  assign \$33  = a_rd__0__data >> \$91 ;
+  assign \$33  = a_rd__1__data >> \$91 ;
   assign \$94  = meta_sel * 4'h8;
-  assign \$34  = a_rd__1__data >> \$94 ;
+  assign \$34  = a_rd__2__data >> \$94 ;
   assign \$97  = meta_sel * 4'h8;
-  assign \$35  = a_rd__2__data >> \$97 ;
+  assign \$35  = a_rd__3__data >> \$97 ;
   \accelerator.engine.feeder.feed_walk  feed_walk (
     .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
+    .first_step(first_step),
     .index(index),
     .k_last(k_last),
     .k_len_m1(k_len_m1),
-    .kc0(kc0),
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .run__chunk(run__chunk),
@@ -14363,7 +14359,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     passes__valid = 1'h0;
     if (issue) begin
-      if (\$39 ) begin
+      if (\$37 ) begin
         passes__valid = 1'h1;
       end
     end
@@ -14372,7 +14368,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     passes__payload = 6'h00;
     if (issue) begin
-      if (\$39 ) begin
+      if (\$37 ) begin
         passes__payload[0] = index[0];
         passes__payload[3:1] = 3'h4;
         passes__payload[4] = run__cmd[352];
@@ -14384,7 +14380,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     step = 1'h0;
     if (issue) begin
-      if (\$40 ) begin
+      if (\$38 ) begin
         step = 1'h1;
       end
     end
@@ -14393,7 +14389,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     flags__a_release = 2'h0;
     if (issue) begin
-      if (\$40 ) begin
+      if (\$38 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -14408,8 +14404,8 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     flags__b_release = 2'h0;
     if (issue) begin
-      if (\$40 ) begin
-        if (\$42 ) begin
+      if (\$38 ) begin
+        if (\$40 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -14423,79 +14419,79 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$51  = issue;
+    \$49  = issue;
     if (engine_rst) begin
-      \$51  = 1'h0;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$52  = meta_last;
+    \$50  = meta_last;
     if (issue) begin
-      \$52  = \$44 ;
+      \$50  = \$42 ;
     end
     if (engine_rst) begin
-      \$52  = 1'h0;
+      \$50  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$53  = meta_sel;
+    \$51  = meta_sel;
     if (issue) begin
-      \$53  = k_idx[2:0];
+      \$51  = k_idx[2:0];
     end
     if (engine_rst) begin
-      \$53  = 3'h0;
+      \$51  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$54  = k_idx;
+    \$52  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$45 ) begin
-        \$54  = 9'h000;
+      if (\$43 ) begin
+        \$52  = 9'h000;
       end else begin
-        \$54  = \$50 [8:0];
+        \$52  = \$48 [8:0];
       end
     end
     if (run__restart) begin
-      \$54  = 9'h000;
+      \$52  = 9'h000;
     end
     if (engine_rst) begin
-      \$54  = 9'h000;
+      \$52  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$55  = apar;
+    \$53  = apar;
     if (issue) begin
-      if (\$45 ) begin
-        \$55  = \$46 ;
+      if (\$43 ) begin
+        \$53  = \$44 ;
       end
     end
     if (run__restart) begin
-      \$55  = 1'h0;
+      \$53  = 1'h0;
     end
     if (engine_rst) begin
-      \$55  = 1'h0;
+      \$53  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$56  = bpar;
+    \$54  = bpar;
     if (issue) begin
-      if (\$45 ) begin
-        if (\$48 ) begin
-          \$56  = \$49 ;
+      if (\$43 ) begin
+        if (\$46 ) begin
+          \$54  = \$47 ;
         end
       end
     end
     if (run__restart) begin
-      \$56  = 1'h0;
+      \$54  = 1'h0;
     end
     if (engine_rst) begin
-      \$56  = 1'h0;
+      \$54  = 1'h0;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -14517,11 +14513,11 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   assign a_rd__3__en = issue;
   assign b_rd__en = issue;
   assign w_en = pending;
-  assign a_rd__0__addr = \$21 [6:0];
-  assign a_rd__1__addr = \$24 [6:0];
-  assign a_rd__2__addr = \$27 [6:0];
-  assign a_rd__3__addr = \$30 [6:0];
-  assign b_rd__addr = \$32 [9:0];
+  assign a_rd__0__addr = \$20 [6:0];
+  assign a_rd__1__addr = \$23 [6:0];
+  assign a_rd__2__addr = \$26 [6:0];
+  assign a_rd__3__addr = \$29 [6:0];
+  assign b_rd__addr = \$31 [9:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -14612,50 +14608,46 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   assign w_data[55:48] = b_rd__data[23:16];
   assign w_data[47:40] = b_rd__data[15:8];
   assign w_data[39:32] = b_rd__data[7:0];
-  assign w_data[31:24] = \$36 ;
-  assign w_data[23:16] = \$35 ;
-  assign w_data[15:8] = \$34 ;
-  assign w_data[7:0] = \$33 ;
-  assign \$20  = { 3'h0, k_idx[8:3] };
-  assign \$23  = { 3'h0, k_idx[8:3] };
-  assign \$26  = { 3'h0, k_idx[8:3] };
-  assign \$29  = { 3'h0, k_idx[8:3] };
+  assign w_data[31:24] = \$35 ;
+  assign w_data[23:16] = \$34 ;
+  assign w_data[15:8] = \$33 ;
+  assign w_data[7:0] = \$32 ;
+  assign \$19  = { 3'h0, k_idx[8:3] };
+  assign \$22  = { 3'h0, k_idx[8:3] };
+  assign \$25  = { 3'h0, k_idx[8:3] };
+  assign \$28  = { 3'h0, k_idx[8:3] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, first_step, k_last, k_len_m1, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
-  wire [15:0] \$10 ;
-  wire [16:0] \$11 ;
+  wire [16:0] \$10 ;
+  wire \$11 ;
   wire [16:0] \$12 ;
-  wire [16:0] \$13 ;
+  wire \$13 ;
   wire [16:0] \$14 ;
-  wire \$15 ;
+  wire [16:0] \$15 ;
   wire [16:0] \$16 ;
   wire \$17 ;
   wire [16:0] \$18 ;
   wire [16:0] \$19 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
+  wire [17:0] \$20 ;
   wire \$21 ;
-  wire [16:0] \$22 ;
-  wire [16:0] \$23 ;
-  wire [17:0] \$24 ;
-  wire \$25 ;
-  reg [15:0] \$26 ;
-  reg [15:0] \$27 ;
-  reg \$28 ;
-  reg [9:0] \$29 ;
-  wire [16:0] \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
+  reg \$22 ;
+  reg [15:0] \$23 ;
+  reg \$24 ;
+  reg [9:0] \$25 ;
+  reg [8:0] \$26 ;
+  reg \$27 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [15:0] \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire [15:0] \$8 ;
-  wire \$9 ;
+  wire [15:0] \$7 ;
+  wire [16:0] \$8 ;
+  wire [16:0] \$9 ;
   wire advance;
   wire \advance$8 ;
   wire [2:0] chunk;
@@ -14671,6 +14663,8 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   wire engine_rst;
   wire first_in_panel;
   wire \first_in_panel$20 ;
+  output first_step;
+  reg first_step = 1'h1;
   output [31:0] index;
   wire [31:0] index;
   wire [31:0] \index$10 ;
@@ -14679,9 +14673,6 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   reg [9:0] k_len = 10'h000;
   output [8:0] k_len_m1;
   reg [8:0] k_len_m1 = 9'h000;
-  output [15:0] kc0;
-  reg [15:0] kc0 = 16'h0000;
-  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
@@ -14723,41 +14714,37 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   assign advance = step & k_last;
   assign \$1  = step & k_last;
   assign \$2  = restart | \$1 ;
-  assign \$3  = kc0 + 10'h200;
-  assign \$4  = step & k_last;
-  assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[175:160] <= 10'h200;
-  assign \$7  = run__cmd[175:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
-  assign \$9  = run__cmd[175:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
-  assign \$11  = \$10  - 1'h1;
-  assign \$12  = kc0 + 10'h200;
-  assign \$13  = left - 10'h200;
+  assign \$3  = run__cmd[175:160] <= 10'h200;
+  assign \$4  = run__cmd[175:160] < 10'h200;
+  assign \$5  = \$4  ? run__cmd[175:160] : 16'h0200;
+  assign \$6  = run__cmd[175:160] < 10'h200;
+  assign \$7  = \$6  ? run__cmd[175:160] : 16'h0200;
+  assign \$8  = \$7  - 1'h1;
+  assign \$9  = left - 10'h200;
+  assign \$10  = left - 10'h200;
+  assign \$11  = $signed(\$10 ) <= $signed(11'h200);
+  assign \$12  = left - 10'h200;
+  assign \$13  = $signed(\$12 ) < $signed(11'h200);
   assign \$14  = left - 10'h200;
-  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$15  = \$13  ? \$14  : 17'h00200;
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
   assign \$19  = \$17  ? \$18  : 17'h00200;
-  assign \$20  = left - 10'h200;
-  assign \$21  = $signed(\$20 ) < $signed(11'h200);
-  assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 17'h00200;
-  assign \$24  = $signed(\$23 ) - $signed(2'h1);
-  assign \$25  = advance & last;
+  assign \$20  = $signed(\$19 ) - $signed(2'h1);
+  assign \$21  = advance & last;
   always @(posedge engine_clk)
-    kc0 <= \$26 ;
+    first_step <= \$22 ;
   always @(posedge engine_clk)
-    left <= \$27 ;
+    left <= \$23 ;
   always @(posedge engine_clk)
-    k_last <= \$28 ;
+    k_last <= \$24 ;
   always @(posedge engine_clk)
-    k_len <= \$29 ;
+    k_len <= \$25 ;
   always @(posedge engine_clk)
-    k_len_m1 <= \$30 ;
+    k_len_m1 <= \$26 ;
   always @(posedge engine_clk)
-    done <= \$31 ;
+    done <= \$27 ;
   \accelerator.engine.feeder.feed_walk.chunks  chunks (
     .advance(advance),
     .chunk(run__chunk[2:0]),
@@ -14777,84 +14764,75 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    kc0_next = kc0;
+    \$22  = first_step;
     if (\$2 ) begin
-      kc0_next = 16'h0000;
+      \$22  = 1'h1;
     end else if (step) begin
-      kc0_next = \$3 [15:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$26  = kc0;
-    if (\$5 ) begin
-      \$26  = 16'h0000;
-    end else if (step) begin
-      \$26  = \$12 [15:0];
+      \$22  = 1'h0;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$22  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$27  = left;
-    if (\$5 ) begin
-      \$27  = run__cmd[175:160];
+    \$23  = left;
+    if (\$2 ) begin
+      \$23  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [15:0];
+      \$23  = \$9 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 16'h0000;
+      \$23  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$28  = k_last;
-    if (\$5 ) begin
-      \$28  = \$6 ;
+    \$24  = k_last;
+    if (\$2 ) begin
+      \$24  = \$3 ;
     end else if (step) begin
-      \$28  = \$15 ;
+      \$24  = \$11 ;
     end
     if (engine_rst) begin
-      \$28  = 1'h1;
+      \$24  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$29  = k_len;
-    if (\$5 ) begin
-      \$29  = \$8 [9:0];
+    \$25  = k_len;
+    if (\$2 ) begin
+      \$25  = \$5 [9:0];
     end else if (step) begin
-      \$29  = \$19 [9:0];
+      \$25  = \$15 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 10'h000;
+      \$25  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$30  = k_len_m1;
-    if (\$5 ) begin
-      \$30  = \$11 [8:0];
+    \$26  = k_len_m1;
+    if (\$2 ) begin
+      \$26  = \$8 [8:0];
     end else if (step) begin
-      \$30  = \$24 [8:0];
+      \$26  = \$20 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 9'h000;
+      \$26  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$31  = done;
-    if (\$25 ) begin
-      \$31  = 1'h1;
+    \$27  = done;
+    if (\$21 ) begin
+      \$27  = 1'h1;
     end
     if (restart) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
     if (engine_rst) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
   end
   assign m = run__cmd[143:128];
@@ -15142,13 +15120,13 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$100 ;
-  wire \$101 ;
+  wire [32:0] \$101 ;
   wire \$102 ;
-  wire [32:0] \$103 ;
-  wire \$104 ;
+  wire [16:0] \$103 ;
+  wire [16:0] \$104 ;
   wire [16:0] \$105 ;
-  wire [16:0] \$106 ;
-  wire [16:0] \$107 ;
+  reg [31:0] \$106 ;
+  reg [31:0] \$107 ;
   reg [31:0] \$108 ;
   reg [31:0] \$109 ;
   wire \$11 ;
@@ -15157,16 +15135,14 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   reg [31:0] \$112 ;
   reg [31:0] \$113 ;
   reg [31:0] \$114 ;
-  reg [31:0] \$115 ;
-  reg [31:0] \$116 ;
-  reg [1:0] \$117 ;
-  reg \$118 ;
-  reg \$119 ;
+  reg [1:0] \$115 ;
+  reg \$116 ;
+  reg \$117 ;
+  reg [31:0] \$118 ;
+  reg [15:0] \$119 ;
   wire \$12 ;
-  reg [31:0] \$120 ;
+  reg [15:0] \$120 ;
   reg [15:0] \$121 ;
-  reg [15:0] \$122 ;
-  reg [15:0] \$123 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -15178,34 +15154,34 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire \$23 ;
-  wire [5:0] \$24 ;
+  wire [5:0] \$23 ;
+  wire \$24 ;
   wire \$25 ;
-  wire \$26 ;
-  wire [7:0] \$27 ;
-  wire [16:0] \$28 ;
+  wire [7:0] \$26 ;
+  wire [16:0] \$27 ;
+  wire \$28 ;
   wire \$29 ;
   wire [32:0] \$3 ;
   wire \$30 ;
-  wire \$31 ;
-  wire [7:0] \$32 ;
-  wire [16:0] \$33 ;
+  wire [7:0] \$31 ;
+  wire [16:0] \$32 ;
+  wire \$33 ;
   wire \$34 ;
   wire \$35 ;
-  wire \$36 ;
-  wire [7:0] \$37 ;
-  wire [16:0] \$38 ;
+  wire [7:0] \$36 ;
+  wire [16:0] \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire [32:0] \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire [7:0] \$42 ;
-  wire [16:0] \$43 ;
+  wire [7:0] \$41 ;
+  wire [16:0] \$42 ;
+  wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire \$46 ;
-  wire [10:0] \$47 ;
-  wire [16:0] \$48 ;
+  wire [10:0] \$46 ;
+  wire [16:0] \$47 ;
+  wire \$48 ;
   wire \$49 ;
   wire [32:0] \$5 ;
   wire \$50 ;
@@ -15223,9 +15199,9 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$61 ;
   wire \$62 ;
   wire \$63 ;
-  wire \$64 ;
-  wire [10:0] \$65 ;
-  wire [16:0] \$66 ;
+  wire [10:0] \$64 ;
+  wire [16:0] \$65 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
@@ -15243,12 +15219,12 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire [32:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire \$82 ;
+  wire [32:0] \$82 ;
   wire [32:0] \$83 ;
   wire [32:0] \$84 ;
   wire [32:0] \$85 ;
   wire [32:0] \$86 ;
-  wire [32:0] \$87 ;
+  wire \$87 ;
   wire \$88 ;
   wire \$89 ;
   wire [32:0] \$9 ;
@@ -15355,6 +15331,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   input engine_rst;
   wire engine_rst;
   wire first_in_panel;
+  wire first_step;
   input [1:0] flags__a_busy;
   wire [1:0] flags__a_busy;
   output [1:0] flags__a_claim;
@@ -15377,7 +15354,6 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire is_cin;
   wire k_last;
   wire [9:0] k_len;
-  wire [15:0] kc0;
   wire [15:0] kc0_next;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
@@ -15510,133 +15486,131 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   assign \$16  = flags__a_busy >> l_apar;
   assign \$17  = ~ \$16 ;
   assign \$18  = \$17  & w_rdy;
-  assign \$19  = ! kc0;
+  assign \$19  = flags__c_busy >> index[0];
   assign \$20  = flags__c_busy >> index[0];
-  assign \$21  = flags__c_busy >> index[0];
-  assign \$22  = ~ \$21 ;
-  assign \$23  = ~ run__cmd[352];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = ~ run__cmd[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$25  = is_cin & cin__blocked;
-  assign \$26  = ~ \$25 ;
-  assign rd_data__ready = r_rdy & \$26 ;
+  assign \$24  = is_cin & cin__blocked;
+  assign \$25  = ~ \$24 ;
+  assign rd_data__ready = r_rdy & \$25 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$27  = r_data[2] * 7'h40;
-  assign \$28  = \$27  + beat;
-  assign \$29  = ! r_data[1:0];
-  assign \$30  = beat_ok & \$29 ;
-  assign \$31  = ! row;
-  assign a_wr__0__en = \$30  & \$31 ;
-  assign \$32  = r_data[2] * 7'h40;
-  assign \$33  = \$32  + beat;
-  assign \$34  = ! r_data[1:0];
-  assign \$35  = beat_ok & \$34 ;
-  assign \$36  = row == 1'h1;
-  assign a_wr__1__en = \$35  & \$36 ;
-  assign \$37  = r_data[2] * 7'h40;
-  assign \$38  = \$37  + beat;
-  assign \$39  = ! r_data[1:0];
-  assign \$40  = beat_ok & \$39 ;
-  assign \$41  = row == 2'h2;
-  assign a_wr__2__en = \$40  & \$41 ;
-  assign \$42  = r_data[2] * 7'h40;
-  assign \$43  = \$42  + beat;
-  assign \$44  = ! r_data[1:0];
-  assign \$45  = beat_ok & \$44 ;
-  assign \$46  = row == 2'h3;
-  assign a_wr__3__en = \$45  & \$46 ;
-  assign \$47  = r_data[2] * 10'h200;
-  assign \$48  = \$47  + row;
-  assign \$49  = r_data[1:0] == 1'h1;
-  assign \$50  = beat_ok & \$49 ;
-  assign \$51  = ! beat;
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = r_data[1:0] == 1'h1;
-  assign \$54  = beat_ok & \$53 ;
-  assign \$55  = ! beat;
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = r_data[1:0] == 1'h1;
-  assign \$58  = beat_ok & \$57 ;
-  assign \$59  = ! beat;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = r_data[1:0] == 1'h1;
-  assign \$62  = beat_ok & \$61 ;
-  assign \$63  = ! beat;
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = r_data[2] * 10'h200;
-  assign \$66  = \$65  + row;
-  assign \$67  = beat_ok & is_cin;
-  assign \$68  = ! beat;
-  assign \$69  = \$67  & \$68 ;
-  assign \$70  = beat_ok & is_cin;
-  assign \$71  = ! beat;
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = beat_ok & is_cin;
-  assign \$74  = beat == 1'h1;
-  assign \$75  = \$73  & \$74 ;
-  assign \$76  = beat_ok & is_cin;
-  assign \$77  = beat == 1'h1;
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = ! loader_state;
-  assign \$80  = loader_state == 1'h1;
-  assign \$81  = loader_state == 2'h2;
-  assign \$82  = loader_state == 2'h3;
-  assign \$83  = load_a_panel + 1'h0;
-  assign \$84  = load_b_panel + 3'h4;
-  assign \$85  = load_cin_panel + 5'h10;
-  assign \$86  = load_a_next + kc0_next;
-  assign \$87  = load_b_next + b_koff_next;
-  assign \$88  = ~ done;
-  assign \$89  = run__running & \$88 ;
-  assign \$90  = ~ run__split;
-  assign \$91  = ~ first_in_panel;
-  assign \$92  = \$90  & \$91 ;
-  assign \$93  = flags__b_busy >> l_bpar;
-  assign \$94  = ~ \$93 ;
-  assign \$95  = \$94  & w_rdy;
-  assign \$96  = ~ l_bpar;
-  assign \$97  = flags__a_busy >> l_apar;
-  assign \$98  = ~ \$97 ;
-  assign \$99  = \$98  & w_rdy;
-  assign \$100  = ~ l_apar;
-  assign \$101  = ! kc0;
+  assign \$26  = r_data[2] * 7'h40;
+  assign \$27  = \$26  + beat;
+  assign \$28  = ! r_data[1:0];
+  assign \$29  = beat_ok & \$28 ;
+  assign \$30  = ! row;
+  assign a_wr__0__en = \$29  & \$30 ;
+  assign \$31  = r_data[2] * 7'h40;
+  assign \$32  = \$31  + beat;
+  assign \$33  = ! r_data[1:0];
+  assign \$34  = beat_ok & \$33 ;
+  assign \$35  = row == 1'h1;
+  assign a_wr__1__en = \$34  & \$35 ;
+  assign \$36  = r_data[2] * 7'h40;
+  assign \$37  = \$36  + beat;
+  assign \$38  = ! r_data[1:0];
+  assign \$39  = beat_ok & \$38 ;
+  assign \$40  = row == 2'h2;
+  assign a_wr__2__en = \$39  & \$40 ;
+  assign \$41  = r_data[2] * 7'h40;
+  assign \$42  = \$41  + beat;
+  assign \$43  = ! r_data[1:0];
+  assign \$44  = beat_ok & \$43 ;
+  assign \$45  = row == 2'h3;
+  assign a_wr__3__en = \$44  & \$45 ;
+  assign \$46  = r_data[2] * 10'h200;
+  assign \$47  = \$46  + row;
+  assign \$48  = r_data[1:0] == 1'h1;
+  assign \$49  = beat_ok & \$48 ;
+  assign \$50  = ! beat;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = r_data[1:0] == 1'h1;
+  assign \$53  = beat_ok & \$52 ;
+  assign \$54  = ! beat;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = r_data[1:0] == 1'h1;
+  assign \$57  = beat_ok & \$56 ;
+  assign \$58  = ! beat;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = r_data[1:0] == 1'h1;
+  assign \$61  = beat_ok & \$60 ;
+  assign \$62  = ! beat;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = r_data[2] * 10'h200;
+  assign \$65  = \$64  + row;
+  assign \$66  = beat_ok & is_cin;
+  assign \$67  = ! beat;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = beat_ok & is_cin;
+  assign \$70  = ! beat;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = beat_ok & is_cin;
+  assign \$73  = beat == 1'h1;
+  assign \$74  = \$72  & \$73 ;
+  assign \$75  = beat_ok & is_cin;
+  assign \$76  = beat == 1'h1;
+  assign \$77  = \$75  & \$76 ;
+  assign \$78  = ! loader_state;
+  assign \$79  = loader_state == 1'h1;
+  assign \$80  = loader_state == 2'h2;
+  assign \$81  = loader_state == 2'h3;
+  assign \$82  = load_a_panel + 1'h0;
+  assign \$83  = load_b_panel + 3'h4;
+  assign \$84  = load_cin_panel + 5'h10;
+  assign \$85  = load_a_next + kc0_next;
+  assign \$86  = load_b_next + b_koff_next;
+  assign \$87  = ~ done;
+  assign \$88  = run__running & \$87 ;
+  assign \$89  = ~ run__split;
+  assign \$90  = ~ first_in_panel;
+  assign \$91  = \$89  & \$90 ;
+  assign \$92  = flags__b_busy >> l_bpar;
+  assign \$93  = ~ \$92 ;
+  assign \$94  = \$93  & w_rdy;
+  assign \$95  = ~ l_bpar;
+  assign \$96  = flags__a_busy >> l_apar;
+  assign \$97  = ~ \$96 ;
+  assign \$98  = \$97  & w_rdy;
+  assign \$99  = ~ l_apar;
+  assign \$100  = k_last & last;
+  assign \$101  = claims + 1'h1;
   assign \$102  = k_last & last;
-  assign \$103  = claims + 1'h1;
-  assign \$104  = k_last & last;
-  assign \$105  = row + 1'h1;
-  assign \$106  = row_base + run__words;
-  assign \$107  = beat + 1'h1;
+  assign \$103  = row + 1'h1;
+  assign \$104  = row_base + run__words;
+  assign \$105  = beat + 1'h1;
   always @(posedge engine_clk)
-    load_a_panel <= \$108 ;
+    load_a_panel <= \$106 ;
   always @(posedge engine_clk)
-    load_a_addr <= \$109 ;
+    load_a_addr <= \$107 ;
   always @(posedge engine_clk)
-    load_b_panel <= \$110 ;
+    load_b_panel <= \$108 ;
   always @(posedge engine_clk)
-    load_b_addr <= \$111 ;
+    load_b_addr <= \$109 ;
   always @(posedge engine_clk)
-    load_cin_panel <= \$112 ;
+    load_cin_panel <= \$110 ;
   always @(posedge engine_clk)
-    load_cin_addr <= \$113 ;
+    load_cin_addr <= \$111 ;
   always @(posedge engine_clk)
-    b_koff <= \$114 ;
+    b_koff <= \$112 ;
   always @(posedge engine_clk)
-    a_load <= \$115 ;
+    a_load <= \$113 ;
   always @(posedge engine_clk)
-    b_load <= \$116 ;
+    b_load <= \$114 ;
   always @(posedge engine_clk)
-    loader_state <= \$117 ;
+    loader_state <= \$115 ;
   always @(posedge engine_clk)
-    l_bpar <= \$118 ;
+    l_bpar <= \$116 ;
   always @(posedge engine_clk)
-    l_apar <= \$119 ;
+    l_apar <= \$117 ;
   always @(posedge engine_clk)
-    claims <= \$120 ;
+    claims <= \$118 ;
   always @(posedge engine_clk)
-    row <= \$121 ;
+    row <= \$119 ;
   always @(posedge engine_clk)
-    beat <= \$122 ;
+    beat <= \$120 ;
   always @(posedge engine_clk)
-    row_base <= \$123 ;
+    row_base <= \$121 ;
   \accelerator.engine.loader.load_walk  load_walk (
     .advance(advance),
     .cols(cols),
@@ -15644,10 +15618,10 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .first_in_panel(first_in_panel),
+    .first_step(first_step),
     .index(index),
     .k_last(k_last),
     .k_len(k_len),
-    .kc0(kc0),
     .kc0_next(kc0_next),
     .last(last),
     .last_in_panel(last_in_panel),
@@ -15735,8 +15709,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -15766,12 +15740,12 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
             rd_cmd__payload[83:52] = run__cmd[255:224];
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[41:32] = { 7'h00, rows };
-              rd_cmd__payload[51:42] = { 4'h0, \$24  };
+              rd_cmd__payload[51:42] = { 4'h0, \$23  };
               rd_cmd__payload[83:52] = run__cmd[351:320];
             end
           end
@@ -15794,8 +15768,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -15819,8 +15793,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -15883,7 +15857,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
           if (\$18 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$19 ) begin
+              if (first_step) begin
               end else begin
                 step = 1'h1;
               end
@@ -15907,7 +15881,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
       2'h2:
           /* empty */;
       2'h3:
-          c_wait = \$20 ;
+          c_wait = \$19 ;
     endcase
   end
   always @* begin
@@ -15922,8 +15896,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -15957,8 +15931,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -16000,8 +15974,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -16060,9 +16034,30 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$108  = load_a_panel;
+    \$106  = load_a_panel;
     if (run__restart) begin
-      \$108  = run__cmd[31:0];
+      \$106  = run__cmd[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$106  = \$82 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$106  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$107  = load_a_next;
+    if (engine_rst) begin
+      \$107  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$108  = load_b_panel;
+    if (run__restart) begin
+      \$108  = run__cmd[63:32];
     end else if (advance) begin
       if (last_in_panel) begin
         \$108  = \$83 [31:0];
@@ -16074,16 +16069,16 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$109  = load_a_next;
+    \$109  = load_b_next;
     if (engine_rst) begin
       \$109  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$110  = load_b_panel;
+    \$110  = load_cin_panel;
     if (run__restart) begin
-      \$110  = run__cmd[63:32];
+      \$110  = run__cmd[127:96];
     end else if (advance) begin
       if (last_in_panel) begin
         \$110  = \$84 [31:0];
@@ -16095,82 +16090,61 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$111  = load_b_next;
+    \$111  = load_cin_next;
     if (engine_rst) begin
       \$111  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$112  = load_cin_panel;
-    if (run__restart) begin
-      \$112  = run__cmd[127:96];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$112  = \$85 [31:0];
-      end
-    end
+    \$112  = b_koff_next;
     if (engine_rst) begin
       \$112  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$113  = load_cin_next;
+    \$113  = \$85 [31:0];
     if (engine_rst) begin
       \$113  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$114  = b_koff_next;
+    \$114  = \$86 [31:0];
     if (engine_rst) begin
       \$114  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$115  = \$86 [31:0];
-    if (engine_rst) begin
-      \$115  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$116  = \$87 [31:0];
-    if (engine_rst) begin
-      \$116  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$117  = loader_state;
+    \$115  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$89 ) begin
-            \$117  = 2'h1;
+          if (\$88 ) begin
+            \$115  = 2'h1;
           end
       2'h1:
-          if (\$92 ) begin
-            \$117  = 2'h2;
-          end else if (\$95 ) begin
+          if (\$91 ) begin
+            \$115  = 2'h2;
+          end else if (\$94 ) begin
             if (rd_cmd__ready) begin
-              \$117  = 2'h2;
+              \$115  = 2'h2;
             end
           end
       2'h2:
-          if (\$99 ) begin
+          if (\$98 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$101 ) begin
-                \$117  = 2'h3;
+              if (first_step) begin
+                \$115  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
-                if (\$102 ) begin
-                  \$117  = 2'h0;
+                if (\$100 ) begin
+                  \$115  = 2'h0;
                 end else begin
-                  \$117  = 2'h1;
+                  \$115  = 2'h1;
                 end
               end
             end
@@ -16178,63 +16152,63 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
       2'h3:
           if (claimed) begin
             (* full_case = 32'd1 *)
-            if (\$104 ) begin
-              \$117  = 2'h0;
+            if (\$102 ) begin
+              \$115  = 2'h0;
             end else begin
-              \$117  = 2'h1;
+              \$115  = 2'h1;
             end
           end
     endcase
     if (engine_rst) begin
-      \$117  = 2'h0;
+      \$115  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$118  = l_bpar;
+    \$116  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$92 ) begin
-          end else if (\$95 ) begin
+          if (\$91 ) begin
+          end else if (\$94 ) begin
             if (rd_cmd__ready) begin
-              \$118  = \$96 ;
+              \$116  = \$95 ;
             end
           end
     endcase
     if (run__restart) begin
-      \$118  = 1'h0;
+      \$116  = 1'h0;
     end
     if (engine_rst) begin
-      \$118  = 1'h0;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$119  = l_apar;
+    \$117  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$99 ) begin
+          if (\$98 ) begin
             if (rd_cmd__ready) begin
-              \$119  = \$100 ;
+              \$117  = \$99 ;
             end
           end
     endcase
     if (run__restart) begin
-      \$119  = 1'h0;
+      \$117  = 1'h0;
     end
     if (engine_rst) begin
-      \$119  = 1'h0;
+      \$117  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$120  = claims;
+    \$118  = claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -16245,59 +16219,59 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$120  = \$103 [31:0];
+            \$118  = \$101 [31:0];
           end
     endcase
     if (run__restart) begin
-      \$120  = 32'd0;
+      \$118  = 32'd0;
     end
     if (engine_rst) begin
-      \$120  = 32'd0;
+      \$118  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$121  = row;
+    \$119  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$119  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$119  = \$103 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$119  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$120  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$120  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$120  = 16'h0000;
+      end else begin
+        \$120  = \$105 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$120  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$121  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
         \$121  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$121  = \$105 [15:0];
+        \$121  = \$104 [15:0];
       end
     end
     if (engine_rst) begin
       \$121  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$122  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$122  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$122  = 16'h0000;
-      end else begin
-        \$122  = \$107 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$122  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$123  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$123  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$123  = \$106 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$123  = 16'h0000;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -16313,12 +16287,12 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   assign a_wr__1__data = rd_data__payload[63:0];
   assign a_wr__2__data = rd_data__payload[63:0];
   assign a_wr__3__data = rd_data__payload[63:0];
-  assign a_wr__0__addr = \$28 [6:0];
-  assign a_wr__1__addr = \$33 [6:0];
-  assign a_wr__2__addr = \$38 [6:0];
-  assign a_wr__3__addr = \$43 [6:0];
-  assign b_wr__addr = \$48 [9:0];
-  assign cin__addr = \$66 [9:0];
+  assign a_wr__0__addr = \$27 [6:0];
+  assign a_wr__1__addr = \$32 [6:0];
+  assign a_wr__2__addr = \$37 [6:0];
+  assign a_wr__3__addr = \$42 [6:0];
+  assign b_wr__addr = \$47 [9:0];
+  assign cin__addr = \$65 [9:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -16410,54 +16384,57 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   assign \cin__data[1]  = cin__data[63:32];
   assign \cin__data[2]  = cin__data[95:64];
   assign \cin__data[3]  = cin__data[127:96];
-  assign cin__en[3] = \$78 ;
-  assign cin__en[2] = \$75 ;
-  assign cin__en[1] = \$72 ;
-  assign cin__en[0] = \$69 ;
+  assign cin__en[3] = \$77 ;
+  assign cin__en[2] = \$74 ;
+  assign cin__en[1] = \$71 ;
+  assign cin__en[0] = \$68 ;
   assign cin__data[127:96] = rd_data__payload[63:32];
   assign cin__data[95:64] = rd_data__payload[31:0];
   assign cin__data[63:32] = rd_data__payload[63:32];
   assign cin__data[31:0] = rd_data__payload[31:0];
-  assign b_wr__en[3] = \$64 ;
-  assign b_wr__en[2] = \$60 ;
-  assign b_wr__en[1] = \$56 ;
-  assign b_wr__en[0] = \$52 ;
+  assign b_wr__en[3] = \$63 ;
+  assign b_wr__en[2] = \$59 ;
+  assign b_wr__en[1] = \$55 ;
+  assign b_wr__en[0] = \$51 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
   assign \$7  = { 6'h00, run__cmd[287:256], 9'h000 };
-  assign \$24  = { 1'h0, cols, 2'h0 };
+  assign \$23  = { 1'h0, cols, 2'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, first_step, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
   wire [16:0] \$12 ;
   wire [16:0] \$13 ;
-  wire [16:0] \$14 ;
-  wire \$15 ;
-  wire [16:0] \$16 ;
-  wire \$17 ;
+  wire \$14 ;
+  wire [16:0] \$15 ;
+  wire \$16 ;
+  wire [16:0] \$17 ;
   wire [16:0] \$18 ;
   wire [16:0] \$19 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
-  wire \$21 ;
+  wire \$20 ;
+  wire [16:0] \$21 ;
   wire [16:0] \$22 ;
-  wire [16:0] \$23 ;
-  wire [17:0] \$24 ;
+  wire [17:0] \$23 ;
+  wire \$24 ;
   wire \$25 ;
-  reg [15:0] \$26 ;
-  reg [15:0] \$27 ;
+  wire [16:0] \$26 ;
+  wire \$27 ;
   reg \$28 ;
-  reg [9:0] \$29 ;
+  reg [15:0] \$29 ;
   wire [16:0] \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
+  reg \$30 ;
+  reg [9:0] \$31 ;
+  reg [8:0] \$32 ;
+  reg [15:0] \$33 ;
+  reg \$34 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
@@ -16482,6 +16459,8 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output first_in_panel;
   wire first_in_panel;
   wire \first_in_panel$20 ;
+  output first_step;
+  reg first_step = 1'h1;
   output [31:0] index;
   wire [31:0] index;
   wire [31:0] \index$10 ;
@@ -16490,7 +16469,6 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output [9:0] k_len;
   reg [9:0] k_len = 10'h000;
   reg [8:0] k_len_m1 = 9'h000;
-  output [15:0] kc0;
   reg [15:0] kc0 = 16'h0000;
   output [15:0] kc0_next;
   reg [15:0] kc0_next;
@@ -16546,32 +16524,36 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$9  = run__cmd[175:160] < 10'h200;
   assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
-  assign \$12  = kc0 + 10'h200;
+  assign \$12  = left - 10'h200;
   assign \$13  = left - 10'h200;
-  assign \$14  = left - 10'h200;
-  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
-  assign \$16  = left - 10'h200;
-  assign \$17  = $signed(\$16 ) < $signed(11'h200);
-  assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 17'h00200;
-  assign \$20  = left - 10'h200;
-  assign \$21  = $signed(\$20 ) < $signed(11'h200);
-  assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 17'h00200;
-  assign \$24  = $signed(\$23 ) - $signed(2'h1);
-  assign \$25  = advance & last;
+  assign \$14  = $signed(\$13 ) <= $signed(11'h200);
+  assign \$15  = left - 10'h200;
+  assign \$16  = $signed(\$15 ) < $signed(11'h200);
+  assign \$17  = left - 10'h200;
+  assign \$18  = \$16  ? \$17  : 17'h00200;
+  assign \$19  = left - 10'h200;
+  assign \$20  = $signed(\$19 ) < $signed(11'h200);
+  assign \$21  = left - 10'h200;
+  assign \$22  = \$20  ? \$21  : 17'h00200;
+  assign \$23  = $signed(\$22 ) - $signed(2'h1);
+  assign \$24  = step & k_last;
+  assign \$25  = restart | \$24 ;
+  assign \$26  = kc0 + 10'h200;
+  assign \$27  = advance & last;
   always @(posedge engine_clk)
-    kc0 <= \$26 ;
+    first_step <= \$28 ;
   always @(posedge engine_clk)
-    left <= \$27 ;
+    left <= \$29 ;
   always @(posedge engine_clk)
-    k_last <= \$28 ;
+    k_last <= \$30 ;
   always @(posedge engine_clk)
-    k_len <= \$29 ;
+    k_len <= \$31 ;
   always @(posedge engine_clk)
-    k_len_m1 <= \$30 ;
+    k_len_m1 <= \$32 ;
   always @(posedge engine_clk)
-    done <= \$31 ;
+    kc0 <= \$33 ;
+  always @(posedge engine_clk)
+    done <= \$34 ;
   \accelerator.engine.loader.load_walk.chunks  chunks (
     .advance(advance),
     .chunk(run__chunk[2:0]),
@@ -16600,35 +16582,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$26  = kc0;
+    \$28  = first_step;
     if (\$5 ) begin
-      \$26  = 16'h0000;
+      \$28  = 1'h1;
     end else if (step) begin
-      \$26  = \$12 [15:0];
-    end
-    if (engine_rst) begin
-      \$26  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$27  = left;
-    if (\$5 ) begin
-      \$27  = run__cmd[175:160];
-    end else if (step) begin
-      \$27  = \$13 [15:0];
-    end
-    if (engine_rst) begin
-      \$27  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$28  = k_last;
-    if (\$5 ) begin
-      \$28  = \$6 ;
-    end else if (step) begin
-      \$28  = \$15 ;
+      \$28  = 1'h0;
     end
     if (engine_rst) begin
       \$28  = 1'h1;
@@ -16636,39 +16594,75 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$29  = k_len;
+    \$29  = left;
     if (\$5 ) begin
-      \$29  = \$8 [9:0];
+      \$29  = run__cmd[175:160];
     end else if (step) begin
-      \$29  = \$19 [9:0];
+      \$29  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$29  = 10'h000;
+      \$29  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$30  = k_len_m1;
+    \$30  = k_last;
     if (\$5 ) begin
-      \$30  = \$11 [8:0];
+      \$30  = \$6 ;
     end else if (step) begin
-      \$30  = \$24 [8:0];
+      \$30  = \$14 ;
     end
     if (engine_rst) begin
-      \$30  = 9'h000;
+      \$30  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$31  = done;
+    \$31  = k_len;
+    if (\$5 ) begin
+      \$31  = \$8 [9:0];
+    end else if (step) begin
+      \$31  = \$18 [9:0];
+    end
+    if (engine_rst) begin
+      \$31  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$32  = k_len_m1;
+    if (\$5 ) begin
+      \$32  = \$11 [8:0];
+    end else if (step) begin
+      \$32  = \$23 [8:0];
+    end
+    if (engine_rst) begin
+      \$32  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$33  = kc0;
     if (\$25 ) begin
-      \$31  = 1'h1;
+      \$33  = 16'h0000;
+    end else if (step) begin
+      \$33  = \$26 [15:0];
+    end
+    if (engine_rst) begin
+      \$33  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$34  = done;
+    if (\$27 ) begin
+      \$34  = 1'h1;
     end
     if (restart) begin
-      \$31  = 1'h0;
+      \$34  = 1'h0;
     end
     if (engine_rst) begin
-      \$31  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign m = run__cmd[143:128];
@@ -17269,7 +17263,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3019$354 (run__cmd[398:354])
+    .\port$3012$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -17641,7 +17635,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3012$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -17845,8 +17839,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3019$354 ;
-  wire [44:0] \port$3019$354 ;
+  input [44:0] \port$3012$354 ;
+  wire [44:0] \port$3012$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -17921,13 +17915,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3019$354 [36:32];
-  assign lower = \port$3019$354 [0] ? \port$3019$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3012$354 [36:32];
+  assign lower = \port$3012$354 [0] ? \port$3012$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3019$354 [36:32];
+  assign \$11  = ! \port$3012$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17942,8 +17936,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3019$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3019$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3012$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3012$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17958,8 +17952,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3019$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3019$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3012$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3012$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17974,8 +17968,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3019$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3019$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3012$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3012$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17990,8 +17984,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3019$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3019$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3012$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3012$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -18317,7 +18311,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3019$354 [31:1];
+      \$125  = \port$3012$354 [31:1];
     end
   end
   always @* begin
@@ -18408,7 +18402,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3019$354 [31:1];
+      \$137  = \port$3012$354 [31:1];
     end
   end
   always @* begin
@@ -18499,7 +18493,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3019$354 [31:1];
+      \$149  = \port$3012$354 [31:1];
     end
   end
   always @* begin
@@ -18590,7 +18584,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3019$354 [31:1];
+      \$161  = \port$3012$354 [31:1];
     end
   end
   always @* begin
@@ -18644,10 +18638,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3019$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3019$354 [36:32];
-  assign relu = \port$3019$354 [0];
-  assign zero_point = \port$3019$354 [44:37];
-  assign multiplier = \port$3019$354 [31:1];
+  assign shift = \port$3012$354 [36:32];
+  assign relu = \port$3012$354 [0];
+  assign zero_point = \port$3012$354 [44:37];
+  assign multiplier = \port$3012$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

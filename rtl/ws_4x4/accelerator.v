@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2216$0 (\$14 ),
-    .\port$2217$0 (\$15 ),
-    .\port$3699$41 (burst__payload[41]),
-    .\port$3699$43 (burst__payload[55:43]),
+    .\port$2204$0 (\$14 ),
+    .\port$2205$0 (\$15 ),
+    .\port$3687$41 (burst__payload[41]),
+    .\port$3687$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2216$0 , \port$2217$0 , w_rdy, w_level, r_data, r_en, \port$3699$41 , \port$3699$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2204$0 , \port$2205$0 , w_rdy, w_level, r_data, r_en, \port$3687$41 , \port$3687$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2216$0 , \port$2217$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2216$0 ;
-  wire \port$2216$0 ;
-  input \port$2217$0 ;
-  wire \port$2217$0 ;
-  input \port$3699$41 ;
-  wire \port$3699$41 ;
-  input [12:0] \port$3699$43 ;
-  wire [12:0] \port$3699$43 ;
+  input \port$2204$0 ;
+  wire \port$2204$0 ;
+  input \port$2205$0 ;
+  wire \port$2205$0 ;
+  input \port$3687$41 ;
+  wire \port$3687$41 ;
+  input [12:0] \port$3687$43 ;
+  wire [12:0] \port$3687$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2216$0 , \port$2217$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
+      storage[w_port__addr] <= { \port$2205$0 , \port$2204$0 , \port$3687$41 , \port$3687$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2216$0 , \port$2217$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
-  assign w_data = { \port$2217$0 , \port$2216$0 , \port$3699$41 , \port$3699$43  };
+  assign w_port__data = { \port$2205$0 , \port$2204$0 , \port$3687$41 , \port$3687$43  };
+  assign w_data = { \port$2205$0 , \port$2204$0 , \port$3687$41 , \port$3687$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10381,8 +10381,8 @@ module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, op
     .first_next_out(\first_next$73 ),
     .first_out(\first_in$71 ),
     .last_out(\last_in$75 ),
-    .\port$3148$0 (\o$57 [2:0]),
-    .\port$3149$0 (\o_next$52 [1:0]),
+    .\port$3136$0 (\o$57 [2:0]),
+    .\port$3137$0 (\o_next$52 [1:0]),
     .psum_out(\psum_in$132 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10457,8 +10457,8 @@ module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, op
     .first_next_out(\first_next$146 ),
     .first_out(\first_in$144 ),
     .last_out(\last_in$148 ),
-    .\port$3148$3 (\o$57 [5:3]),
-    .\port$3149$3 (\o_next$52 [4:3]),
+    .\port$3136$3 (\o$57 [5:3]),
+    .\port$3137$3 (\o_next$52 [4:3]),
     .psum_in(\psum_in$132 ),
     .psum_out(\psum_in$211 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10537,8 +10537,8 @@ module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, op
     .first_next_out(\first_next$225 ),
     .first_out(\first_in$223 ),
     .last_out(\last_in$227 ),
-    .\port$3148$6 (\o$57 [8:6]),
-    .\port$3149$6 (\o_next$52 [7:6]),
+    .\port$3136$6 (\o$57 [8:6]),
+    .\port$3137$6 (\o_next$52 [7:6]),
     .psum_in(\psum_in$211 ),
     .psum_out(\psum_in$290 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10617,8 +10617,8 @@ module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, op
     .first_next_out(\first_next$304 ),
     .first_out(\first_in$302 ),
     .last_out(\last_in$306 ),
-    .\port$3148$9 (\o$57 [11:9]),
-    .\port$3149$9 (\o_next$52 [10:9]),
+    .\port$3136$9 (\o$57 [11:9]),
+    .\port$3137$9 (\o_next$52 [10:9]),
     .psum_in(\psum_in$290 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11343,7 +11343,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, o, engine_clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3148$0 , \port$3149$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3136$0 , \port$3137$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   wire [7:0] \$10 ;
@@ -11382,10 +11382,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, f
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3148$0 ;
-  wire [2:0] \port$3148$0 ;
-  input [1:0] \port$3149$0 ;
-  wire [1:0] \port$3149$0 ;
+  input [2:0] \port$3136$0 ;
+  wire [2:0] \port$3136$0 ;
+  input [1:0] \port$3137$0 ;
+  wire [1:0] \port$3137$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11410,11 +11410,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, f
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3149$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3137$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3149$0 [0] & \port$3149$0 [1];
+  assign \$4  = \port$3137$0 [0] & \port$3137$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11439,28 +11439,28 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, f
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = \port$3148$0 [0];
+    \$11  = \port$3136$0 [0];
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = \port$3148$0 [1];
+    \$12  = \port$3136$0 [1];
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = \port$3149$0 [1];
+    \$13  = \port$3137$0 [1];
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = \port$3148$0 [2];
+    \$14  = \port$3136$0 [2];
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
@@ -11475,12 +11475,12 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, w_shift, a_out, valid_out, f
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3149$0 [1];
+  assign first_next = \port$3137$0 [1];
   assign en = 1'h1;
-  assign valid_next = \port$3149$0 [0];
-  assign valid_in = \port$3148$0 [0];
-  assign first_in = \port$3148$0 [1];
-  assign last_in = \port$3148$0 [2];
+  assign valid_next = \port$3137$0 [0];
+  assign valid_in = \port$3136$0 [0];
+  assign first_in = \port$3136$0 [1];
+  assign last_in = \port$3136$0 [2];
   assign psum_in = 32'd0;
   assign \$15  = \$6 [31:0];
   assign \$10  = a_in;
@@ -11914,7 +11914,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, w_shift, a_next, valid_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3148$3 , \port$3149$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3136$3 , \port$3137$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   wire [7:0] \$10 ;
@@ -11953,10 +11953,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3148$3 ;
-  wire [2:0] \port$3148$3 ;
-  input [1:0] \port$3149$3 ;
-  wire [1:0] \port$3149$3 ;
+  input [2:0] \port$3136$3 ;
+  wire [2:0] \port$3136$3 ;
+  input [1:0] \port$3137$3 ;
+  wire [1:0] \port$3137$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11982,11 +11982,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3149$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3137$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3149$3 [0] & \port$3149$3 [1];
+  assign \$4  = \port$3137$3 [0] & \port$3137$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12011,28 +12011,28 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_ou
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = \port$3148$3 [0];
+    \$11  = \port$3136$3 [0];
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = \port$3148$3 [1];
+    \$12  = \port$3136$3 [1];
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = \port$3149$3 [1];
+    \$13  = \port$3137$3 [1];
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = \port$3148$3 [2];
+    \$14  = \port$3136$3 [2];
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
@@ -12047,12 +12047,12 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, w_shift, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3149$3 [1];
+  assign first_next = \port$3137$3 [1];
   assign en = 1'h1;
-  assign valid_next = \port$3149$3 [0];
-  assign valid_in = \port$3148$3 [0];
-  assign first_in = \port$3148$3 [1];
-  assign last_in = \port$3148$3 [2];
+  assign valid_next = \port$3137$3 [0];
+  assign valid_in = \port$3136$3 [0];
+  assign first_in = \port$3136$3 [1];
+  assign last_in = \port$3136$3 [2];
   assign \$15  = \$6 [31:0];
   assign \$10  = a_in;
   assign \$9  = \$5 ;
@@ -12485,7 +12485,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, w_shift, psum_in, w_in, a_ne
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3148$6 , \port$3149$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3136$6 , \port$3137$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   wire [7:0] \$10 ;
@@ -12524,10 +12524,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3148$6 ;
-  wire [2:0] \port$3148$6 ;
-  input [1:0] \port$3149$6 ;
-  wire [1:0] \port$3149$6 ;
+  input [2:0] \port$3136$6 ;
+  wire [2:0] \port$3136$6 ;
+  input [1:0] \port$3137$6 ;
+  wire [1:0] \port$3137$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12553,11 +12553,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3149$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3137$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3149$6 [0] & \port$3149$6 [1];
+  assign \$4  = \port$3137$6 [0] & \port$3137$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12582,28 +12582,28 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_ou
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = \port$3148$6 [0];
+    \$11  = \port$3136$6 [0];
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = \port$3148$6 [1];
+    \$12  = \port$3136$6 [1];
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = \port$3149$6 [1];
+    \$13  = \port$3137$6 [1];
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = \port$3148$6 [2];
+    \$14  = \port$3136$6 [2];
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
@@ -12618,12 +12618,12 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, w_shift, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3149$6 [1];
+  assign first_next = \port$3137$6 [1];
   assign en = 1'h1;
-  assign valid_next = \port$3149$6 [0];
-  assign valid_in = \port$3148$6 [0];
-  assign first_in = \port$3148$6 [1];
-  assign last_in = \port$3148$6 [2];
+  assign valid_next = \port$3137$6 [0];
+  assign valid_in = \port$3136$6 [0];
+  assign first_in = \port$3136$6 [1];
+  assign last_in = \port$3136$6 [2];
   assign \$15  = \$6 [31:0];
   assign \$10  = a_in;
   assign \$9  = \$5 ;
@@ -13056,7 +13056,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, w_shift, psum_in, w_in, a_ne
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3148$9 , \port$3149$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3136$9 , \port$3137$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   wire [7:0] \$10 ;
@@ -13095,10 +13095,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3148$9 ;
-  wire [2:0] \port$3148$9 ;
-  input [1:0] \port$3149$9 ;
-  wire [1:0] \port$3149$9 ;
+  input [2:0] \port$3136$9 ;
+  wire [2:0] \port$3136$9 ;
+  input [1:0] \port$3137$9 ;
+  wire [1:0] \port$3137$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13123,11 +13123,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3149$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3137$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3149$9 [0] & \port$3149$9 [1];
+  assign \$4  = \port$3137$9 [0] & \port$3137$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13152,28 +13152,28 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_ou
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = \port$3148$9 [0];
+    \$11  = \port$3136$9 [0];
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = \port$3148$9 [1];
+    \$12  = \port$3136$9 [1];
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = \port$3149$9 [1];
+    \$13  = \port$3137$9 [1];
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = \port$3148$9 [2];
+    \$14  = \port$3136$9 [2];
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
@@ -13188,12 +13188,12 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, w_shift, psum_in, w_in, a_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3149$9 [1];
+  assign first_next = \port$3137$9 [1];
   assign en = 1'h1;
-  assign valid_next = \port$3149$9 [0];
-  assign valid_in = \port$3148$9 [0];
-  assign first_in = \port$3148$9 [1];
-  assign last_in = \port$3148$9 [2];
+  assign valid_next = \port$3137$9 [0];
+  assign valid_in = \port$3136$9 [0];
+  assign first_in = \port$3136$9 [1];
+  assign last_in = \port$3136$9 [2];
   assign \$15  = \$6 [31:0];
   assign \$10  = a_in;
   assign \$9  = \$5 ;
@@ -14457,6 +14457,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
+  wire first_step;
   wire [8:0] first_word;
   input [1:0] flags__a_full;
   wire [1:0] flags__a_full;
@@ -14475,7 +14476,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire issue;
   wire k_last;
   wire [9:0] k_len;
-  wire [15:0] kc0;
   reg [8:0] kr = 9'h000;
   wire last_in_panel;
   wire [1:0] level;
@@ -14635,7 +14635,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign \$25  = ! m_idx;
   assign \$26  = | kr;
   assign \$27  = run__cmd[352] | \$26 ;
-  assign \$28  = | kc0;
+  assign \$28  = ~ first_step;
   assign \$29  = \$27  | \$28 ;
   assign \$30  = kr + 3'h4;
   assign \$31  = \$30  >= k_len;
@@ -14649,10 +14649,10 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
+    .first_step(first_step),
     .index(index),
     .k_last(k_last),
     .k_len(k_len),
-    .kc0(kc0),
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
@@ -14935,39 +14935,35 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, run__chunk, step, first_step, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
-  wire [15:0] \$10 ;
-  wire [16:0] \$11 ;
+  wire [16:0] \$10 ;
+  wire \$11 ;
   wire [16:0] \$12 ;
-  wire [16:0] \$13 ;
+  wire \$13 ;
   wire [16:0] \$14 ;
-  wire \$15 ;
+  wire [16:0] \$15 ;
   wire [16:0] \$16 ;
   wire \$17 ;
   wire [16:0] \$18 ;
   wire [16:0] \$19 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
+  wire [17:0] \$20 ;
   wire \$21 ;
-  wire [16:0] \$22 ;
-  wire [16:0] \$23 ;
-  wire [17:0] \$24 ;
-  wire \$25 ;
-  reg [15:0] \$26 ;
-  reg [15:0] \$27 ;
-  reg \$28 ;
-  reg [9:0] \$29 ;
-  wire [16:0] \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
+  reg \$22 ;
+  reg [15:0] \$23 ;
+  reg \$24 ;
+  reg [9:0] \$25 ;
+  reg [8:0] \$26 ;
+  reg \$27 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [15:0] \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire [15:0] \$8 ;
-  wire \$9 ;
+  wire [15:0] \$7 ;
+  wire [16:0] \$8 ;
+  wire [16:0] \$9 ;
   wire advance;
   wire \advance$8 ;
   wire [8:0] chunk;
@@ -14983,6 +14979,8 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   wire engine_rst;
   wire first_in_panel;
   wire \first_in_panel$20 ;
+  output first_step;
+  reg first_step = 1'h1;
   output [31:0] index;
   wire [31:0] index;
   wire [31:0] \index$10 ;
@@ -14991,9 +14989,6 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   output [9:0] k_len;
   reg [9:0] k_len = 10'h000;
   reg [8:0] k_len_m1 = 9'h000;
-  output [15:0] kc0;
-  reg [15:0] kc0 = 16'h0000;
-  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
@@ -15036,41 +15031,37 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   assign advance = step & k_last;
   assign \$1  = step & k_last;
   assign \$2  = restart | \$1 ;
-  assign \$3  = kc0 + 10'h200;
-  assign \$4  = step & k_last;
-  assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[175:160] <= 10'h200;
-  assign \$7  = run__cmd[175:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
-  assign \$9  = run__cmd[175:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
-  assign \$11  = \$10  - 1'h1;
-  assign \$12  = kc0 + 10'h200;
-  assign \$13  = left - 10'h200;
+  assign \$3  = run__cmd[175:160] <= 10'h200;
+  assign \$4  = run__cmd[175:160] < 10'h200;
+  assign \$5  = \$4  ? run__cmd[175:160] : 16'h0200;
+  assign \$6  = run__cmd[175:160] < 10'h200;
+  assign \$7  = \$6  ? run__cmd[175:160] : 16'h0200;
+  assign \$8  = \$7  - 1'h1;
+  assign \$9  = left - 10'h200;
+  assign \$10  = left - 10'h200;
+  assign \$11  = $signed(\$10 ) <= $signed(11'h200);
+  assign \$12  = left - 10'h200;
+  assign \$13  = $signed(\$12 ) < $signed(11'h200);
   assign \$14  = left - 10'h200;
-  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$15  = \$13  ? \$14  : 17'h00200;
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
   assign \$19  = \$17  ? \$18  : 17'h00200;
-  assign \$20  = left - 10'h200;
-  assign \$21  = $signed(\$20 ) < $signed(11'h200);
-  assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 17'h00200;
-  assign \$24  = $signed(\$23 ) - $signed(2'h1);
-  assign \$25  = advance & last;
+  assign \$20  = $signed(\$19 ) - $signed(2'h1);
+  assign \$21  = advance & last;
   always @(posedge engine_clk)
-    kc0 <= \$26 ;
+    first_step <= \$22 ;
   always @(posedge engine_clk)
-    left <= \$27 ;
+    left <= \$23 ;
   always @(posedge engine_clk)
-    k_last <= \$28 ;
+    k_last <= \$24 ;
   always @(posedge engine_clk)
-    k_len <= \$29 ;
+    k_len <= \$25 ;
   always @(posedge engine_clk)
-    k_len_m1 <= \$30 ;
+    k_len_m1 <= \$26 ;
   always @(posedge engine_clk)
-    done <= \$31 ;
+    done <= \$27 ;
   \accelerator.engine.feeder.feed_walk.chunks  chunks (
     .advance(advance),
     .chunk(run__chunk[8:0]),
@@ -15090,84 +15081,75 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    kc0_next = kc0;
+    \$22  = first_step;
     if (\$2 ) begin
-      kc0_next = 16'h0000;
+      \$22  = 1'h1;
     end else if (step) begin
-      kc0_next = \$3 [15:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$26  = kc0;
-    if (\$5 ) begin
-      \$26  = 16'h0000;
-    end else if (step) begin
-      \$26  = \$12 [15:0];
+      \$22  = 1'h0;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$22  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$27  = left;
-    if (\$5 ) begin
-      \$27  = run__cmd[175:160];
+    \$23  = left;
+    if (\$2 ) begin
+      \$23  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [15:0];
+      \$23  = \$9 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 16'h0000;
+      \$23  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$28  = k_last;
-    if (\$5 ) begin
-      \$28  = \$6 ;
+    \$24  = k_last;
+    if (\$2 ) begin
+      \$24  = \$3 ;
     end else if (step) begin
-      \$28  = \$15 ;
+      \$24  = \$11 ;
     end
     if (engine_rst) begin
-      \$28  = 1'h1;
+      \$24  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$29  = k_len;
-    if (\$5 ) begin
-      \$29  = \$8 [9:0];
+    \$25  = k_len;
+    if (\$2 ) begin
+      \$25  = \$5 [9:0];
     end else if (step) begin
-      \$29  = \$19 [9:0];
+      \$25  = \$15 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 10'h000;
+      \$25  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$30  = k_len_m1;
-    if (\$5 ) begin
-      \$30  = \$11 [8:0];
+    \$26  = k_len_m1;
+    if (\$2 ) begin
+      \$26  = \$8 [8:0];
     end else if (step) begin
-      \$30  = \$24 [8:0];
+      \$26  = \$20 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 9'h000;
+      \$26  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$31  = done;
-    if (\$25 ) begin
-      \$31  = 1'h1;
+    \$27  = done;
+    if (\$21 ) begin
+      \$27  = 1'h1;
     end
     if (restart) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
     if (engine_rst) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
   end
   assign m = run__cmd[143:128];
@@ -15453,14 +15435,12 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
-  reg [31:0] \$100 ;
-  reg [1:0] \$101 ;
-  reg \$102 ;
-  reg \$103 ;
-  reg [31:0] \$104 ;
+  reg \$100 ;
+  reg \$101 ;
+  reg [31:0] \$102 ;
+  reg [15:0] \$103 ;
+  reg [15:0] \$104 ;
   reg [15:0] \$105 ;
-  reg [15:0] \$106 ;
-  reg [15:0] \$107 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -15474,17 +15454,17 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire \$23 ;
-  wire [5:0] \$24 ;
+  wire [5:0] \$23 ;
+  wire \$24 ;
   wire \$25 ;
-  wire \$26 ;
-  wire [9:0] \$27 ;
-  wire [16:0] \$28 ;
-  wire [17:0] \$29 ;
+  wire [9:0] \$26 ;
+  wire [16:0] \$27 ;
+  wire [17:0] \$28 ;
+  wire \$29 ;
   wire [32:0] \$3 ;
-  wire \$30 ;
-  wire [10:0] \$31 ;
-  wire [16:0] \$32 ;
+  wire [10:0] \$30 ;
+  wire [16:0] \$31 ;
+  wire \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
@@ -15501,10 +15481,10 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
-  wire \$48 ;
-  wire [10:0] \$49 ;
+  wire [10:0] \$48 ;
+  wire [16:0] \$49 ;
   wire [32:0] \$5 ;
-  wire [16:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
@@ -15521,13 +15501,13 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
+  wire [32:0] \$66 ;
   wire [32:0] \$67 ;
   wire [32:0] \$68 ;
   wire [32:0] \$69 ;
   wire [46:0] \$7 ;
   wire [32:0] \$70 ;
-  wire [32:0] \$71 ;
+  wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -15542,14 +15522,14 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
+  wire [32:0] \$85 ;
   wire \$86 ;
-  wire [32:0] \$87 ;
-  wire \$88 ;
+  wire [16:0] \$87 ;
+  wire [16:0] \$88 ;
   wire [16:0] \$89 ;
   wire [32:0] \$9 ;
-  wire [16:0] \$90 ;
-  wire [16:0] \$91 ;
+  reg [31:0] \$90 ;
+  reg [31:0] \$91 ;
   reg [31:0] \$92 ;
   reg [31:0] \$93 ;
   reg [31:0] \$94 ;
@@ -15557,7 +15537,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   reg [31:0] \$96 ;
   reg [31:0] \$97 ;
   reg [31:0] \$98 ;
-  reg [31:0] \$99 ;
+  reg [1:0] \$99 ;
   reg [31:0] a_load = 32'd0;
   output [8:0] a_wr__addr;
   wire [8:0] a_wr__addr;
@@ -15612,6 +15592,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   input engine_rst;
   wire engine_rst;
   wire first_in_panel;
+  wire first_step;
   input [1:0] flags__a_busy;
   wire [1:0] flags__a_busy;
   output [1:0] flags__a_claim;
@@ -15634,7 +15615,6 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire is_cin;
   wire k_last;
   wire [9:0] k_len;
-  wire [15:0] kc0;
   wire [15:0] kc0_next;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
@@ -15767,114 +15747,112 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   assign \$16  = flags__a_busy >> l_apar;
   assign \$17  = ~ \$16 ;
   assign \$18  = \$17  & w_rdy;
-  assign \$19  = ! kc0;
+  assign \$19  = flags__c_busy >> index[0];
   assign \$20  = flags__c_busy >> index[0];
-  assign \$21  = flags__c_busy >> index[0];
-  assign \$22  = ~ \$21 ;
-  assign \$23  = ~ run__cmd[352];
+  assign \$21  = ~ \$20 ;
+  assign \$22  = ~ run__cmd[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$25  = is_cin & cin__blocked;
-  assign \$26  = ~ \$25 ;
-  assign rd_data__ready = r_rdy & \$26 ;
+  assign \$24  = is_cin & cin__blocked;
+  assign \$25  = ~ \$24 ;
+  assign rd_data__ready = r_rdy & \$25 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$27  = r_data[2] * 9'h100;
-  assign \$28  = \$27  + row_base;
-  assign \$29  = \$28  + beat;
-  assign \$30  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$30 ;
-  assign \$31  = r_data[2] * 10'h200;
-  assign \$32  = \$31  + row;
-  assign \$33  = r_data[1:0] == 1'h1;
-  assign \$34  = beat_ok & \$33 ;
-  assign \$35  = ! beat;
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = r_data[1:0] == 1'h1;
-  assign \$38  = beat_ok & \$37 ;
-  assign \$39  = ! beat;
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = r_data[1:0] == 1'h1;
-  assign \$42  = beat_ok & \$41 ;
-  assign \$43  = ! beat;
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = r_data[1:0] == 1'h1;
-  assign \$46  = beat_ok & \$45 ;
-  assign \$47  = ! beat;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = r_data[2] * 10'h200;
-  assign \$50  = \$49  + row;
-  assign \$51  = beat_ok & is_cin;
-  assign \$52  = ! beat;
-  assign \$53  = \$51  & \$52 ;
-  assign \$54  = beat_ok & is_cin;
-  assign \$55  = ! beat;
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = beat_ok & is_cin;
-  assign \$58  = beat == 1'h1;
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = beat_ok & is_cin;
-  assign \$61  = beat == 1'h1;
-  assign \$62  = \$60  & \$61 ;
-  assign \$63  = ! loader_state;
-  assign \$64  = loader_state == 1'h1;
-  assign \$65  = loader_state == 2'h2;
-  assign \$66  = loader_state == 2'h3;
-  assign \$67  = load_a_panel + 1'h0;
-  assign \$68  = load_b_panel + 3'h4;
-  assign \$69  = load_cin_panel + 5'h10;
-  assign \$70  = load_a_next + kc0_next;
-  assign \$71  = load_b_next + b_koff_next;
-  assign \$72  = ~ done;
-  assign \$73  = run__running & \$72 ;
-  assign \$74  = ~ run__split;
-  assign \$75  = ~ first_in_panel;
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = flags__b_busy >> l_bpar;
-  assign \$78  = ~ \$77 ;
-  assign \$79  = \$78  & w_rdy;
-  assign \$80  = ~ l_bpar;
-  assign \$81  = flags__a_busy >> l_apar;
-  assign \$82  = ~ \$81 ;
-  assign \$83  = \$82  & w_rdy;
-  assign \$84  = ~ l_apar;
-  assign \$85  = ! kc0;
+  assign \$26  = r_data[2] * 9'h100;
+  assign \$27  = \$26  + row_base;
+  assign \$28  = \$27  + beat;
+  assign \$29  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$29 ;
+  assign \$30  = r_data[2] * 10'h200;
+  assign \$31  = \$30  + row;
+  assign \$32  = r_data[1:0] == 1'h1;
+  assign \$33  = beat_ok & \$32 ;
+  assign \$34  = ! beat;
+  assign \$35  = \$33  & \$34 ;
+  assign \$36  = r_data[1:0] == 1'h1;
+  assign \$37  = beat_ok & \$36 ;
+  assign \$38  = ! beat;
+  assign \$39  = \$37  & \$38 ;
+  assign \$40  = r_data[1:0] == 1'h1;
+  assign \$41  = beat_ok & \$40 ;
+  assign \$42  = ! beat;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = r_data[1:0] == 1'h1;
+  assign \$45  = beat_ok & \$44 ;
+  assign \$46  = ! beat;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = r_data[2] * 10'h200;
+  assign \$49  = \$48  + row;
+  assign \$50  = beat_ok & is_cin;
+  assign \$51  = ! beat;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = beat_ok & is_cin;
+  assign \$54  = ! beat;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = beat_ok & is_cin;
+  assign \$57  = beat == 1'h1;
+  assign \$58  = \$56  & \$57 ;
+  assign \$59  = beat_ok & is_cin;
+  assign \$60  = beat == 1'h1;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ! loader_state;
+  assign \$63  = loader_state == 1'h1;
+  assign \$64  = loader_state == 2'h2;
+  assign \$65  = loader_state == 2'h3;
+  assign \$66  = load_a_panel + 1'h0;
+  assign \$67  = load_b_panel + 3'h4;
+  assign \$68  = load_cin_panel + 5'h10;
+  assign \$69  = load_a_next + kc0_next;
+  assign \$70  = load_b_next + b_koff_next;
+  assign \$71  = ~ done;
+  assign \$72  = run__running & \$71 ;
+  assign \$73  = ~ run__split;
+  assign \$74  = ~ first_in_panel;
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = flags__b_busy >> l_bpar;
+  assign \$77  = ~ \$76 ;
+  assign \$78  = \$77  & w_rdy;
+  assign \$79  = ~ l_bpar;
+  assign \$80  = flags__a_busy >> l_apar;
+  assign \$81  = ~ \$80 ;
+  assign \$82  = \$81  & w_rdy;
+  assign \$83  = ~ l_apar;
+  assign \$84  = k_last & last;
+  assign \$85  = claims + 1'h1;
   assign \$86  = k_last & last;
-  assign \$87  = claims + 1'h1;
-  assign \$88  = k_last & last;
-  assign \$89  = row + 1'h1;
-  assign \$90  = row_base + run__words;
-  assign \$91  = beat + 1'h1;
+  assign \$87  = row + 1'h1;
+  assign \$88  = row_base + run__words;
+  assign \$89  = beat + 1'h1;
   always @(posedge engine_clk)
-    load_a_panel <= \$92 ;
+    load_a_panel <= \$90 ;
   always @(posedge engine_clk)
-    load_a_addr <= \$93 ;
+    load_a_addr <= \$91 ;
   always @(posedge engine_clk)
-    load_b_panel <= \$94 ;
+    load_b_panel <= \$92 ;
   always @(posedge engine_clk)
-    load_b_addr <= \$95 ;
+    load_b_addr <= \$93 ;
   always @(posedge engine_clk)
-    load_cin_panel <= \$96 ;
+    load_cin_panel <= \$94 ;
   always @(posedge engine_clk)
-    load_cin_addr <= \$97 ;
+    load_cin_addr <= \$95 ;
   always @(posedge engine_clk)
-    b_koff <= \$98 ;
+    b_koff <= \$96 ;
   always @(posedge engine_clk)
-    a_load <= \$99 ;
+    a_load <= \$97 ;
   always @(posedge engine_clk)
-    b_load <= \$100 ;
+    b_load <= \$98 ;
   always @(posedge engine_clk)
-    loader_state <= \$101 ;
+    loader_state <= \$99 ;
   always @(posedge engine_clk)
-    l_bpar <= \$102 ;
+    l_bpar <= \$100 ;
   always @(posedge engine_clk)
-    l_apar <= \$103 ;
+    l_apar <= \$101 ;
   always @(posedge engine_clk)
-    claims <= \$104 ;
+    claims <= \$102 ;
   always @(posedge engine_clk)
-    row <= \$105 ;
+    row <= \$103 ;
   always @(posedge engine_clk)
-    beat <= \$106 ;
+    beat <= \$104 ;
   always @(posedge engine_clk)
-    row_base <= \$107 ;
+    row_base <= \$105 ;
   \accelerator.engine.loader.load_walk  load_walk (
     .advance(advance),
     .cols(cols),
@@ -15882,10 +15860,10 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .first_in_panel(first_in_panel),
+    .first_step(first_step),
     .index(index),
     .k_last(k_last),
     .k_len(k_len),
-    .kc0(kc0),
     .kc0_next(kc0_next),
     .last(last),
     .last_in_panel(last_in_panel),
@@ -15973,8 +15951,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -16004,12 +15982,12 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
             rd_cmd__payload[83:52] = run__cmd[255:224];
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[41:32] = { 1'h0, rows };
-              rd_cmd__payload[51:42] = { 4'h0, \$24  };
+              rd_cmd__payload[51:42] = { 4'h0, \$23  };
               rd_cmd__payload[83:52] = run__cmd[351:320];
             end
           end
@@ -16032,8 +16010,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -16057,8 +16035,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -16121,7 +16099,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
           if (\$18 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$19 ) begin
+              if (first_step) begin
               end else begin
                 step = 1'h1;
               end
@@ -16145,7 +16123,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
       2'h2:
           /* empty */;
       2'h3:
-          c_wait = \$20 ;
+          c_wait = \$19 ;
     endcase
   end
   always @* begin
@@ -16160,8 +16138,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -16195,8 +16173,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -16238,8 +16216,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
       2'h2:
           /* empty */;
       2'h3:
-          if (\$22 ) begin
-            if (\$23 ) begin
+          if (\$21 ) begin
+            if (\$22 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -16298,9 +16276,30 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$92  = load_a_panel;
+    \$90  = load_a_panel;
     if (run__restart) begin
-      \$92  = run__cmd[31:0];
+      \$90  = run__cmd[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$90  = \$66 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$90  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$91  = load_a_next;
+    if (engine_rst) begin
+      \$91  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$92  = load_b_panel;
+    if (run__restart) begin
+      \$92  = run__cmd[63:32];
     end else if (advance) begin
       if (last_in_panel) begin
         \$92  = \$67 [31:0];
@@ -16312,16 +16311,16 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$93  = load_a_next;
+    \$93  = load_b_next;
     if (engine_rst) begin
       \$93  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$94  = load_b_panel;
+    \$94  = load_cin_panel;
     if (run__restart) begin
-      \$94  = run__cmd[63:32];
+      \$94  = run__cmd[127:96];
     end else if (advance) begin
       if (last_in_panel) begin
         \$94  = \$68 [31:0];
@@ -16333,82 +16332,61 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$95  = load_b_next;
+    \$95  = load_cin_next;
     if (engine_rst) begin
       \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$96  = load_cin_panel;
-    if (run__restart) begin
-      \$96  = run__cmd[127:96];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$96  = \$69 [31:0];
-      end
-    end
+    \$96  = b_koff_next;
     if (engine_rst) begin
       \$96  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$97  = load_cin_next;
+    \$97  = \$69 [31:0];
     if (engine_rst) begin
       \$97  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$98  = b_koff_next;
+    \$98  = \$70 [31:0];
     if (engine_rst) begin
       \$98  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$99  = \$70 [31:0];
-    if (engine_rst) begin
-      \$99  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$100  = \$71 [31:0];
-    if (engine_rst) begin
-      \$100  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$101  = loader_state;
+    \$99  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$73 ) begin
-            \$101  = 2'h1;
+          if (\$72 ) begin
+            \$99  = 2'h1;
           end
       2'h1:
-          if (\$76 ) begin
-            \$101  = 2'h2;
-          end else if (\$79 ) begin
+          if (\$75 ) begin
+            \$99  = 2'h2;
+          end else if (\$78 ) begin
             if (rd_cmd__ready) begin
-              \$101  = 2'h2;
+              \$99  = 2'h2;
             end
           end
       2'h2:
-          if (\$83 ) begin
+          if (\$82 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$85 ) begin
-                \$101  = 2'h3;
+              if (first_step) begin
+                \$99  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
-                if (\$86 ) begin
-                  \$101  = 2'h0;
+                if (\$84 ) begin
+                  \$99  = 2'h0;
                 end else begin
-                  \$101  = 2'h1;
+                  \$99  = 2'h1;
                 end
               end
             end
@@ -16416,63 +16394,63 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
       2'h3:
           if (claimed) begin
             (* full_case = 32'd1 *)
-            if (\$88 ) begin
-              \$101  = 2'h0;
+            if (\$86 ) begin
+              \$99  = 2'h0;
             end else begin
-              \$101  = 2'h1;
+              \$99  = 2'h1;
             end
           end
     endcase
     if (engine_rst) begin
-      \$101  = 2'h0;
+      \$99  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$102  = l_bpar;
+    \$100  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$76 ) begin
-          end else if (\$79 ) begin
+          if (\$75 ) begin
+          end else if (\$78 ) begin
             if (rd_cmd__ready) begin
-              \$102  = \$80 ;
+              \$100  = \$79 ;
             end
           end
     endcase
     if (run__restart) begin
-      \$102  = 1'h0;
+      \$100  = 1'h0;
     end
     if (engine_rst) begin
-      \$102  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$103  = l_apar;
+    \$101  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$83 ) begin
+          if (\$82 ) begin
             if (rd_cmd__ready) begin
-              \$103  = \$84 ;
+              \$101  = \$83 ;
             end
           end
     endcase
     if (run__restart) begin
-      \$103  = 1'h0;
+      \$101  = 1'h0;
     end
     if (engine_rst) begin
-      \$103  = 1'h0;
+      \$101  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$104  = claims;
+    \$102  = claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -16483,59 +16461,59 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$104  = \$87 [31:0];
+            \$102  = \$85 [31:0];
           end
     endcase
     if (run__restart) begin
-      \$104  = 32'd0;
+      \$102  = 32'd0;
     end
     if (engine_rst) begin
-      \$104  = 32'd0;
+      \$102  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$105  = row;
+    \$103  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$103  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$103  = \$87 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$103  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$104  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$104  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$104  = 16'h0000;
+      end else begin
+        \$104  = \$89 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$104  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$105  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
         \$105  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$105  = \$89 [15:0];
+        \$105  = \$88 [15:0];
       end
     end
     if (engine_rst) begin
       \$105  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$106  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$106  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$106  = 16'h0000;
-      end else begin
-        \$106  = \$91 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$106  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$107  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$107  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$107  = \$90 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$107  = 16'h0000;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -16548,9 +16526,9 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   assign \run__split$15  = run__split;
   assign \run__words$17  = run__words;
   assign a_wr__data = rd_data__payload[63:0];
-  assign a_wr__addr = \$29 [8:0];
-  assign b_wr__addr = \$32 [9:0];
-  assign cin__addr = \$50 [9:0];
+  assign a_wr__addr = \$28 [8:0];
+  assign b_wr__addr = \$31 [9:0];
+  assign cin__addr = \$49 [9:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -16618,54 +16596,57 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   assign \cin__data[1]  = cin__data[63:32];
   assign \cin__data[2]  = cin__data[95:64];
   assign \cin__data[3]  = cin__data[127:96];
-  assign cin__en[3] = \$62 ;
-  assign cin__en[2] = \$59 ;
-  assign cin__en[1] = \$56 ;
-  assign cin__en[0] = \$53 ;
+  assign cin__en[3] = \$61 ;
+  assign cin__en[2] = \$58 ;
+  assign cin__en[1] = \$55 ;
+  assign cin__en[0] = \$52 ;
   assign cin__data[127:96] = rd_data__payload[63:32];
   assign cin__data[95:64] = rd_data__payload[31:0];
   assign cin__data[63:32] = rd_data__payload[63:32];
   assign cin__data[31:0] = rd_data__payload[31:0];
-  assign b_wr__en[3] = \$48 ;
-  assign b_wr__en[2] = \$44 ;
-  assign b_wr__en[1] = \$40 ;
-  assign b_wr__en[0] = \$36 ;
+  assign b_wr__en[3] = \$47 ;
+  assign b_wr__en[2] = \$43 ;
+  assign b_wr__en[1] = \$39 ;
+  assign b_wr__en[0] = \$35 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
   assign \$7  = { 6'h00, run__cmd[287:256], 9'h000 };
-  assign \$24  = { 1'h0, cols, 2'h0 };
+  assign \$23  = { 1'h0, cols, 2'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, first_step, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
   wire [16:0] \$11 ;
   wire [16:0] \$12 ;
   wire [16:0] \$13 ;
-  wire [16:0] \$14 ;
-  wire \$15 ;
-  wire [16:0] \$16 ;
-  wire \$17 ;
+  wire \$14 ;
+  wire [16:0] \$15 ;
+  wire \$16 ;
+  wire [16:0] \$17 ;
   wire [16:0] \$18 ;
   wire [16:0] \$19 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
-  wire \$21 ;
+  wire \$20 ;
+  wire [16:0] \$21 ;
   wire [16:0] \$22 ;
-  wire [16:0] \$23 ;
-  wire [17:0] \$24 ;
+  wire [17:0] \$23 ;
+  wire \$24 ;
   wire \$25 ;
-  reg [15:0] \$26 ;
-  reg [15:0] \$27 ;
+  wire [16:0] \$26 ;
+  wire \$27 ;
   reg \$28 ;
-  reg [9:0] \$29 ;
+  reg [15:0] \$29 ;
   wire [16:0] \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
+  reg \$30 ;
+  reg [9:0] \$31 ;
+  reg [8:0] \$32 ;
+  reg [15:0] \$33 ;
+  reg \$34 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
@@ -16690,6 +16671,8 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output first_in_panel;
   wire first_in_panel;
   wire \first_in_panel$20 ;
+  output first_step;
+  reg first_step = 1'h1;
   output [31:0] index;
   wire [31:0] index;
   wire [31:0] \index$10 ;
@@ -16698,7 +16681,6 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output [9:0] k_len;
   reg [9:0] k_len = 10'h000;
   reg [8:0] k_len_m1 = 9'h000;
-  output [15:0] kc0;
   reg [15:0] kc0 = 16'h0000;
   output [15:0] kc0_next;
   reg [15:0] kc0_next;
@@ -16754,32 +16736,36 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$9  = run__cmd[175:160] < 10'h200;
   assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
-  assign \$12  = kc0 + 10'h200;
+  assign \$12  = left - 10'h200;
   assign \$13  = left - 10'h200;
-  assign \$14  = left - 10'h200;
-  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
-  assign \$16  = left - 10'h200;
-  assign \$17  = $signed(\$16 ) < $signed(11'h200);
-  assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 17'h00200;
-  assign \$20  = left - 10'h200;
-  assign \$21  = $signed(\$20 ) < $signed(11'h200);
-  assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 17'h00200;
-  assign \$24  = $signed(\$23 ) - $signed(2'h1);
-  assign \$25  = advance & last;
+  assign \$14  = $signed(\$13 ) <= $signed(11'h200);
+  assign \$15  = left - 10'h200;
+  assign \$16  = $signed(\$15 ) < $signed(11'h200);
+  assign \$17  = left - 10'h200;
+  assign \$18  = \$16  ? \$17  : 17'h00200;
+  assign \$19  = left - 10'h200;
+  assign \$20  = $signed(\$19 ) < $signed(11'h200);
+  assign \$21  = left - 10'h200;
+  assign \$22  = \$20  ? \$21  : 17'h00200;
+  assign \$23  = $signed(\$22 ) - $signed(2'h1);
+  assign \$24  = step & k_last;
+  assign \$25  = restart | \$24 ;
+  assign \$26  = kc0 + 10'h200;
+  assign \$27  = advance & last;
   always @(posedge engine_clk)
-    kc0 <= \$26 ;
+    first_step <= \$28 ;
   always @(posedge engine_clk)
-    left <= \$27 ;
+    left <= \$29 ;
   always @(posedge engine_clk)
-    k_last <= \$28 ;
+    k_last <= \$30 ;
   always @(posedge engine_clk)
-    k_len <= \$29 ;
+    k_len <= \$31 ;
   always @(posedge engine_clk)
-    k_len_m1 <= \$30 ;
+    k_len_m1 <= \$32 ;
   always @(posedge engine_clk)
-    done <= \$31 ;
+    kc0 <= \$33 ;
+  always @(posedge engine_clk)
+    done <= \$34 ;
   \accelerator.engine.loader.load_walk.chunks  chunks (
     .advance(advance),
     .chunk(run__chunk[8:0]),
@@ -16808,35 +16794,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$26  = kc0;
+    \$28  = first_step;
     if (\$5 ) begin
-      \$26  = 16'h0000;
+      \$28  = 1'h1;
     end else if (step) begin
-      \$26  = \$12 [15:0];
-    end
-    if (engine_rst) begin
-      \$26  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$27  = left;
-    if (\$5 ) begin
-      \$27  = run__cmd[175:160];
-    end else if (step) begin
-      \$27  = \$13 [15:0];
-    end
-    if (engine_rst) begin
-      \$27  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$28  = k_last;
-    if (\$5 ) begin
-      \$28  = \$6 ;
-    end else if (step) begin
-      \$28  = \$15 ;
+      \$28  = 1'h0;
     end
     if (engine_rst) begin
       \$28  = 1'h1;
@@ -16844,39 +16806,75 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$29  = k_len;
+    \$29  = left;
     if (\$5 ) begin
-      \$29  = \$8 [9:0];
+      \$29  = run__cmd[175:160];
     end else if (step) begin
-      \$29  = \$19 [9:0];
+      \$29  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$29  = 10'h000;
+      \$29  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$30  = k_len_m1;
+    \$30  = k_last;
     if (\$5 ) begin
-      \$30  = \$11 [8:0];
+      \$30  = \$6 ;
     end else if (step) begin
-      \$30  = \$24 [8:0];
+      \$30  = \$14 ;
     end
     if (engine_rst) begin
-      \$30  = 9'h000;
+      \$30  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$31  = done;
+    \$31  = k_len;
+    if (\$5 ) begin
+      \$31  = \$8 [9:0];
+    end else if (step) begin
+      \$31  = \$18 [9:0];
+    end
+    if (engine_rst) begin
+      \$31  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$32  = k_len_m1;
+    if (\$5 ) begin
+      \$32  = \$11 [8:0];
+    end else if (step) begin
+      \$32  = \$23 [8:0];
+    end
+    if (engine_rst) begin
+      \$32  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$33  = kc0;
     if (\$25 ) begin
-      \$31  = 1'h1;
+      \$33  = 16'h0000;
+    end else if (step) begin
+      \$33  = \$26 [15:0];
+    end
+    if (engine_rst) begin
+      \$33  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$34  = done;
+    if (\$27 ) begin
+      \$34  = 1'h1;
     end
     if (restart) begin
-      \$31  = 1'h0;
+      \$34  = 1'h0;
     end
     if (engine_rst) begin
-      \$31  = 1'h0;
+      \$34  = 1'h0;
     end
   end
   assign m = run__cmd[143:128];
@@ -17477,7 +17475,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3174$354 (run__cmd[398:354])
+    .\port$3162$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -17849,7 +17847,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3162$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18053,8 +18051,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3174$354 ;
-  wire [44:0] \port$3174$354 ;
+  input [44:0] \port$3162$354 ;
+  wire [44:0] \port$3162$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -18129,13 +18127,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3174$354 [36:32];
-  assign lower = \port$3174$354 [0] ? \port$3174$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3162$354 [36:32];
+  assign lower = \port$3162$354 [0] ? \port$3162$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3174$354 [36:32];
+  assign \$11  = ! \port$3162$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -18150,8 +18148,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3174$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3174$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3162$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3162$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -18166,8 +18164,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3174$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3174$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3162$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3162$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -18182,8 +18180,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3174$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3174$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3162$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3162$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -18198,8 +18196,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3174$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3174$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3162$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3162$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -18525,7 +18523,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3174$354 [31:1];
+      \$125  = \port$3162$354 [31:1];
     end
   end
   always @* begin
@@ -18616,7 +18614,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3174$354 [31:1];
+      \$137  = \port$3162$354 [31:1];
     end
   end
   always @* begin
@@ -18707,7 +18705,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3174$354 [31:1];
+      \$149  = \port$3162$354 [31:1];
     end
   end
   always @* begin
@@ -18798,7 +18796,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3174$354 [31:1];
+      \$161  = \port$3162$354 [31:1];
     end
   end
   always @* begin
@@ -18852,10 +18850,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3174$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3174$354 [36:32];
-  assign relu = \port$3174$354 [0];
-  assign zero_point = \port$3174$354 [44:37];
-  assign multiplier = \port$3174$354 [31:1];
+  assign shift = \port$3162$354 [36:32];
+  assign relu = \port$3162$354 [0];
+  assign zero_point = \port$3162$354 [44:37];
+  assign multiplier = \port$3162$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19825,36 +19823,32 @@ endmodule
 module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, k_last, k_len, done, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
-  wire [15:0] \$10 ;
-  wire [16:0] \$11 ;
+  wire [16:0] \$10 ;
+  wire \$11 ;
   wire [16:0] \$12 ;
-  wire [16:0] \$13 ;
+  wire \$13 ;
   wire [16:0] \$14 ;
-  wire \$15 ;
+  wire [16:0] \$15 ;
   wire [16:0] \$16 ;
   wire \$17 ;
   wire [16:0] \$18 ;
   wire [16:0] \$19 ;
   wire \$2 ;
-  wire [16:0] \$20 ;
+  wire [17:0] \$20 ;
   wire \$21 ;
-  wire [16:0] \$22 ;
-  wire [16:0] \$23 ;
-  wire [17:0] \$24 ;
-  wire \$25 ;
-  reg [15:0] \$26 ;
-  reg [15:0] \$27 ;
-  reg \$28 ;
-  reg [9:0] \$29 ;
-  wire [16:0] \$3 ;
-  reg [8:0] \$30 ;
-  reg \$31 ;
+  reg \$22 ;
+  reg [15:0] \$23 ;
+  reg \$24 ;
+  reg [9:0] \$25 ;
+  reg [8:0] \$26 ;
+  reg \$27 ;
+  wire \$3 ;
   wire \$4 ;
-  wire \$5 ;
+  wire [15:0] \$5 ;
   wire \$6 ;
-  wire \$7 ;
-  wire [15:0] \$8 ;
-  wire \$9 ;
+  wire [15:0] \$7 ;
+  wire [16:0] \$8 ;
+  wire [16:0] \$9 ;
   wire advance;
   wire \advance$8 ;
   wire [8:0] chunk;
@@ -19870,6 +19864,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   wire engine_rst;
   wire first_in_panel;
   wire \first_in_panel$20 ;
+  reg first_step = 1'h1;
   wire [31:0] index;
   wire [31:0] \index$10 ;
   output k_last;
@@ -19877,8 +19872,6 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   output [9:0] k_len;
   reg [9:0] k_len = 10'h000;
   reg [8:0] k_len_m1 = 9'h000;
-  reg [15:0] kc0 = 16'h0000;
-  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
@@ -19920,41 +19913,37 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   assign advance = step & k_last;
   assign \$1  = step & k_last;
   assign \$2  = restart | \$1 ;
-  assign \$3  = kc0 + 10'h200;
-  assign \$4  = step & k_last;
-  assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[175:160] <= 10'h200;
-  assign \$7  = run__cmd[175:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
-  assign \$9  = run__cmd[175:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
-  assign \$11  = \$10  - 1'h1;
-  assign \$12  = kc0 + 10'h200;
-  assign \$13  = left - 10'h200;
+  assign \$3  = run__cmd[175:160] <= 10'h200;
+  assign \$4  = run__cmd[175:160] < 10'h200;
+  assign \$5  = \$4  ? run__cmd[175:160] : 16'h0200;
+  assign \$6  = run__cmd[175:160] < 10'h200;
+  assign \$7  = \$6  ? run__cmd[175:160] : 16'h0200;
+  assign \$8  = \$7  - 1'h1;
+  assign \$9  = left - 10'h200;
+  assign \$10  = left - 10'h200;
+  assign \$11  = $signed(\$10 ) <= $signed(11'h200);
+  assign \$12  = left - 10'h200;
+  assign \$13  = $signed(\$12 ) < $signed(11'h200);
   assign \$14  = left - 10'h200;
-  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$15  = \$13  ? \$14  : 17'h00200;
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
   assign \$19  = \$17  ? \$18  : 17'h00200;
-  assign \$20  = left - 10'h200;
-  assign \$21  = $signed(\$20 ) < $signed(11'h200);
-  assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 17'h00200;
-  assign \$24  = $signed(\$23 ) - $signed(2'h1);
-  assign \$25  = advance & last;
+  assign \$20  = $signed(\$19 ) - $signed(2'h1);
+  assign \$21  = advance & last;
   always @(posedge engine_clk)
-    kc0 <= \$26 ;
+    first_step <= \$22 ;
   always @(posedge engine_clk)
-    left <= \$27 ;
+    left <= \$23 ;
   always @(posedge engine_clk)
-    k_last <= \$28 ;
+    k_last <= \$24 ;
   always @(posedge engine_clk)
-    k_len <= \$29 ;
+    k_len <= \$25 ;
   always @(posedge engine_clk)
-    k_len_m1 <= \$30 ;
+    k_len_m1 <= \$26 ;
   always @(posedge engine_clk)
-    done <= \$31 ;
+    done <= \$27 ;
   \accelerator.engine.weight_feeder.weight_walk.chunks  chunks (
     .advance(advance),
     .chunk(run__chunk[8:0]),
@@ -19974,84 +19963,75 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    kc0_next = kc0;
+    \$22  = first_step;
     if (\$2 ) begin
-      kc0_next = 16'h0000;
+      \$22  = 1'h1;
     end else if (step) begin
-      kc0_next = \$3 [15:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$26  = kc0;
-    if (\$5 ) begin
-      \$26  = 16'h0000;
-    end else if (step) begin
-      \$26  = \$12 [15:0];
+      \$22  = 1'h0;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$22  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$27  = left;
-    if (\$5 ) begin
-      \$27  = run__cmd[175:160];
+    \$23  = left;
+    if (\$2 ) begin
+      \$23  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [15:0];
+      \$23  = \$9 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 16'h0000;
+      \$23  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$28  = k_last;
-    if (\$5 ) begin
-      \$28  = \$6 ;
+    \$24  = k_last;
+    if (\$2 ) begin
+      \$24  = \$3 ;
     end else if (step) begin
-      \$28  = \$15 ;
+      \$24  = \$11 ;
     end
     if (engine_rst) begin
-      \$28  = 1'h1;
+      \$24  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$29  = k_len;
-    if (\$5 ) begin
-      \$29  = \$8 [9:0];
+    \$25  = k_len;
+    if (\$2 ) begin
+      \$25  = \$5 [9:0];
     end else if (step) begin
-      \$29  = \$19 [9:0];
+      \$25  = \$15 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 10'h000;
+      \$25  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$30  = k_len_m1;
-    if (\$5 ) begin
-      \$30  = \$11 [8:0];
+    \$26  = k_len_m1;
+    if (\$2 ) begin
+      \$26  = \$8 [8:0];
     end else if (step) begin
-      \$30  = \$24 [8:0];
+      \$26  = \$20 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 9'h000;
+      \$26  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$31  = done;
-    if (\$25 ) begin
-      \$31  = 1'h1;
+    \$27  = done;
+    if (\$21 ) begin
+      \$27  = 1'h1;
     end
     if (restart) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
     if (engine_rst) begin
-      \$31  = 1'h0;
+      \$27  = 1'h0;
     end
   end
   assign m = run__cmd[143:128];

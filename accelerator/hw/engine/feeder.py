@@ -69,8 +69,10 @@ class _Feeder(wiring.Component):
         return queue
 
     def _walk(self, m: Module, name: str) -> StageWalk:
+        # a feeder needs of K's offset only whether the step is the first
         m.submodules[name] = walk = StageWalk(self._config.cols, self._geo.k_step,
-                                                 max_rows=self._geo.max_chunk(self._config))
+                                                 max_rows=self._geo.max_chunk(self._config),
+                                                 offsets=False)
         wiring.connect(m, wiring.flipped(self.run), walk.run)
         m.d.comb += self.done.eq(walk.done)
         return walk
@@ -110,7 +112,7 @@ class OsFeeder(_Feeder):
         go = (run.running & ~fw.done & flags.a_full.bit_select(apar, 1)
               & flags.b_full.bit_select(bpar, 1) & flags.c_ready.bit_select(fw.index[0], 1)
               & (fw.index < self.claims))
-        first_beat = (k_idx == 0) & (fw.kc0 == 0)
+        first_beat = (k_idx == 0) & fw.first_step
         m.d.comb += issue.eq(go & fifo_gate(opq, pending) & (~first_beat | passes.ready))
         m.d.sync += pending.eq(issue)
         step_end = k_idx == fw.k_len_m1
@@ -204,7 +206,7 @@ class WsFeeder(_Feeder):
                 m.d.comb += [passes.valid.eq(1), passes.payload.half.eq(fw.index[0]),
                              passes.payload.rows.eq(fw.rows),
                              passes.payload.read_old.eq(run.cmd.accumulate | (kr != 0)
-                                                        | (fw.kc0 != 0)),
+                                                        | ~fw.first_step),
                              passes.payload.last.eq(last_tile & fw.k_last)]
             with m.If(last_row):
                 m.d.sync += [m_idx.eq(0), row_word.eq(0)]

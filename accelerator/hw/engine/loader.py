@@ -139,7 +139,7 @@ class Loader(wiring.Component):
                     with m.If(issue(a_load, lw.rows, lw.k_len, c.lda, KIND_A, l_apar)):
                         m.d.comb += flags.a_claim.bit_select(l_apar, 1).eq(1)
                         m.d.sync += l_apar.eq(~l_apar)
-                        with m.If(lw.kc0 == 0):
+                        with m.If(lw.first_step):
                             m.next = "CIN"
                         with m.Else():
                             next_step()

@@ -34,21 +34,26 @@ class StageWalk(wiring.Component):
     index, rows, cols, row0, col0, first_in_panel, last_in_panel, last
         The current chunk, as :class:`~accelerator.hw.walker.ChunkWalker`'s (chunks of at most
         ``max_rows`` rows).
-    kc0, k_len, k_len_m1, k_last : Out(DIM_WIDTH), Out(range(k_step + 1)), ..., Out(1)
-        With ``k_step``: the first k of this step, its length (and less one), whether it is the
-        last (sized by the largest K the command check accepts, and by ``k_step``). Registers,
+    first_step, kc0, k_len, k_len_m1, k_last : Out(1), Out(DIM_WIDTH), Out(range(k_step + 1)),
+        ..., Out(1)
+        With ``k_step``: whether this step is the first, its first k (only with ``offsets``: a
+        stage that needs no address of a step, a feeder, has no adder for it), its length (and
+        less one), whether it is the last (sized by the largest K the command check accepts,
+        and by ``k_step``). Registers,
         loaded with the next step's values when the walk restarts or advances:
         computed from ``k - kc0`` combinationally they were the longest path of the design (a
         32-bit subtraction, then a comparison, then the feeder's control). K must not change
         between a restart and the end of the walk.
     kc0_next : Out(DIM_WIDTH)
-        The value ``kc0`` takes at the next edge.
+        The value ``kc0`` takes at the next edge (with ``offsets``).
     """
 
-    def __init__(self, cols: int, k_step: int | None = None, *, max_rows: int = (1 << 16) - 1):
+    def __init__(self, cols: int, k_step: int | None = None, *, max_rows: int = (1 << 16) - 1,
+                 offsets: bool = True):
         self._cols = cols
         self._k_step = k_step
         self._max_rows = max_rows
+        self._offsets = offsets
         members = {
             "run": In(RunSignature()), "step": In(1),
             "advance": Out(1), "done": Out(1),
@@ -57,9 +62,11 @@ class StageWalk(wiring.Component):
             "first_in_panel": Out(1), "last_in_panel": Out(1), "last": Out(1),
         }
         if k_step is not None:
-            members |= {"kc0": Out(DIM_WIDTH), "kc0_next": Out(DIM_WIDTH),
+            members |= {"first_step": Out(1, init=1),
                         "k_len": Out(range(k_step + 1)), "k_len_m1": Out(range(k_step)),
                         "k_last": Out(1, init=1)}
+            if offsets:
+                members |= {"kc0": Out(DIM_WIDTH), "kc0_next": Out(DIM_WIDTH)}
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
@@ -91,12 +98,19 @@ class StageWalk(wiring.Component):
             return [left.eq(value), self.k_last.eq(value <= step), self.k_len.eq(length),
                     self.k_len_m1.eq(length - 1)]
 
-        m.d.comb += [self.advance.eq(self.step & self.k_last), self.kc0_next.eq(self.kc0)]
+        m.d.comb += self.advance.eq(self.step & self.k_last)
         with m.If(self.run.restart | (self.step & self.k_last)):
-            m.d.sync += [self.kc0.eq(0), *load(k)]
+            m.d.sync += [self.first_step.eq(1), *load(k)]
+        with m.Elif(self.step):
+            m.d.sync += [self.first_step.eq(0), *load(left - step)]
+        if not self._offsets:
+            return
+        m.d.comb += self.kc0_next.eq(self.kc0)
+        with m.If(self.run.restart | (self.step & self.k_last)):
+            m.d.sync += self.kc0.eq(0)
             m.d.comb += self.kc0_next.eq(0)
         with m.Elif(self.step):
-            m.d.sync += [self.kc0.eq(self.kc0 + step), *load(left - step)]
+            m.d.sync += self.kc0.eq(self.kc0 + step)
             m.d.comb += self.kc0_next.eq(self.kc0 + step)
 
 
