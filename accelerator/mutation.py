@@ -63,7 +63,7 @@ from .model.cases import (
     random_case,
 )
 from .model.command import Command, error_code
-from .model.geometry import Geometry
+from .model.geometry import AXI4_BOUNDARY, Geometry
 from .model.perf import estimate
 from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
 from .model.regmap import (
@@ -689,8 +689,9 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
     of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
     LDCIN ≥ 2^29; a K past one step over several chunks with B at 2^30; three K steps with
-    kc0·LDB past 2^27; rows of 3/16 of an A half; K of exactly one and two steps; DMA
-    commands of exactly 256 rows of A and of B."""
+    kc0·LDB past 2^27; rows of 3/16 of an A half; K of exactly one and two steps and of three
+    less one byte; rows of A across a 4 KiB page at every distance; DMA commands of exactly
+    256 rows of A and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -746,6 +747,21 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
     for j in (1, 2):
         out.append((GemmCase(m=R + 1, k=j * geometry.k_step, n=C + 1, seed=seed + 71 + j),
                     ("low", "high")[j - 1], {}, None, None))
+    # K of three steps less one byte: the low bits of K below the step are all set, so every
+    # step's `left` has them set (the K walks' `left - step` bits below the step; a K past
+    # 2^15 above has its high ones)
+    out.append((GemmCase(m=1, k=3 * geometry.k_step - 1, n=1, seed=seed + 77), "low", {},
+                None, None))
+    # rows of a whole K step of A that cross a 4 KiB page at every distance from it: row r
+    # starts k_step - 3 - 37·r bytes before a page (LDA = 4 KiB + 37), so the DMA reader cuts
+    # each in two where the page ends, with its first burst as long as a row allows (the
+    # row's last beat past the page) down to a few beats (each bit of the page's beats left)
+    case = GemmCase(m=14, k=geometry.k_step, n=C - 1 or 1, seed=seed + 76)
+    a_at = make_data(config, case).addr["a"]
+    page_end = (2 << 30) + 5 * AXI4_BOUNDARY
+    out.append((case, "scatter", {"a": page_end - (geometry.k_step - 3) - a_at, "b": 1 << 30,
+                                  "c": 3 << 30, "c_in": 0},
+                None, {"ld": {"a": AXI4_BOUNDARY + 37}}))
     out.append((GemmCase(m=256, k=3, n=C + 1, seed=seed + 68), "low", {}, None, None))
     out.append((GemmCase(m=R + 1, k=256, n=C - 1 or 1, seed=seed + 69), "high", {}, None, None))
     return out

@@ -12,7 +12,7 @@ import pytest
 from accelerator.config import AcceleratorConfig
 from accelerator.model.cases import DIRECTED_ABORTS, make_data
 from accelerator.model.command import error_code
-from accelerator.model.geometry import Geometry
+from accelerator.model.geometry import AXI4_BOUNDARY, Geometry
 from accelerator.model.regmap import DIM_WIDTH, MAX_DIM
 from accelerator.mutation import (
     _ILLEGAL,
@@ -200,6 +200,24 @@ def test_regression_corners(dataflow):
     # three K steps whose earlier steps' B rows (kc0·LDB) lie past 2^27
     assert any(case.k > 2 * step and (ops or {}).get("ld", {}).get("b", 0) * step >= 1 << 27
                for case, ops in zip(r.cases, r.operands, strict=True))
+    # K of three steps less one byte: every bit below the step set in each step's `left`
+    assert 3 * step - 1 in {case.k for case in r.cases}
+    # rows of a whole K step of A, each crossing a 4 KiB page: the bursts before each page
+    # end take every length from a full row's down to a few beats (each bit of it)
+    firsts = set()
+    for case, layout, off, ops in zip(r.cases, r.layouts, r.offsets, r.operands, strict=True):
+        if case.k != step or not (ops or {}).get("ld", {}).get("a"):
+            continue
+        data = make_data(config, case)
+        data = replace(data, ld={**data.ld, **ops["ld"]})
+        addr, _ = _place(data, case, layout, off, 4)
+        for row in range(case.m):
+            start = addr["a"] + row * data.ld["a"]
+            before = -start % AXI4_BOUNDARY          # bytes of the row before its page ends
+            if 0 < before < step:
+                firsts.add((before + start % geo.bus) // geo.bus)   # the first burst's beats
+    assert set(range(7)) <= {bit for beats in firsts for bit in range(7) if beats >> bit & 1}
+    assert step // geo.bus in firsts, sorted(firsts)
     # an idle CTRL.reset with STATUS read at each cycle of its tail, then a GEMM
     tail = next(i for i, name in enumerate(names) if name.startswith("CTRL.reset while idle"))
     assert names[tail + 1] == "CTRL.reset while idle, then a GEMM"
