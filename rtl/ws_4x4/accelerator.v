@@ -10531,7 +10531,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \$13  = \$11  & \$12 ;
   assign \$14  = since_first >= 2'h3;
   assign capture = \$13  & \$14 ;
-  assign \$15  = loaded < 3'h4;
+  assign \$15  = loaded != 3'h4;
   assign \$16  = \$15  | capture;
   assign \$17  = \en$27  & \$16 ;
   assign weights__ready = \$17  & released;
