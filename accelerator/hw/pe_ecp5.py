@@ -157,8 +157,6 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
     _product_register = _product_register
 
     def elaborate(self, platform) -> Module:
-        from .core import register_copy  # core imports this module
-
         if not self._slot:
             raise ValueError("a registered-DSP PE has an output slot (no in-place core)")
         m = Module()
@@ -174,15 +172,6 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
         valid, first, last = self.valid_out, self.first_out, self.last_out
         # Truncation to acc_width is the two's-complement wrap of the reference model.
         m.d.comb += [total.eq(acc + product), acc_next.eq(Mux(first, product, total))]
-        load_en = None
-        if self._config.slot_latency:
-            # A copy of `load` (below) for the slot's clock enable alone: `load` also selects
-            # the slot's 32 inputs, and its route to the enable's LUT was 3.7 ns of the 12×13
-            # core's longest path (146.8 MHz). The copy has no reset: right after a reset `held`
-            # is low, so the slot shifts whatever the copy holds, and from the first enabled
-            # edge on the copy equals `load`.
-            load_en = register_copy(m, platform, valid & last, "load_en", init=0,
-                                    enable=self.en)
         with m.If(self.en):
             m.d.sync += [
                 a_out.eq(self.a_in),
@@ -201,12 +190,13 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
                 slot = acc
             else:
                 load, slot = valid & last, acc_next
-                load_en = load
-            with m.If(load_en | ~held | self.drain):
+            with m.If(load):
+                m.d.sync += [chain_out.eq(slot), self.chain_valid_out.eq(1), held.eq(1)]
+            with m.Elif(~held | self.drain):
                 m.d.sync += [
-                    chain_out.eq(Mux(load, slot, self.chain_in)),
-                    self.chain_valid_out.eq(load | self.chain_valid_in),
-                    held.eq(load),
+                    chain_out.eq(self.chain_in),
+                    self.chain_valid_out.eq(self.chain_valid_in),
+                    held.eq(0),
                 ]
         return m
 
