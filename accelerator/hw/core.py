@@ -586,12 +586,6 @@ class SystolicCore(wiring.Component):
                 pe = pes[p][j]
                 pe_en = enable(f"en_pe_{p}_{j}", (p, j))
                 m.d.comb += pe.en.eq(pe_en)
-                if hasattr(pe, "slot_en"):   # a registered-DSP PE: its slot's own enable
-                    # through a signal of its own, as `en` through the PE's port: the units'
-                    # clock is a copy of the core's, which Amaranth's simulator updates a
-                    # step later, so a register read straight from here is seen updated
-                    pe.slot_en = Signal(name=f"slot_en_{p}_{j}")
-                    m.d.comb += pe.slot_en.eq(enable(f"en_slot_{p}_{j}", (p, j)))
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
                 else:

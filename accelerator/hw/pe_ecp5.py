@@ -154,16 +154,9 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
 
     #: The PE accumulates on its flags a cycle after they arrive (SystolicCore reads this).
     flag_lag = 1
-    #: A copy of ``en`` for the output slot alone, which the core may set (a signal equal to
-    #: ``en`` in every cycle) before the PE is elaborated: the PE's ``en`` reaches all its
-    #: registers, and its route to the slot's enable was 2.7 ns of the 12×13 core's longest path
-    #: (143.0 MHz).
-    slot_en = None
     _product_register = _product_register
 
     def elaborate(self, platform) -> Module:
-        from .core import register_copy  # core imports this module
-
         if not self._slot:
             raise ValueError("a registered-DSP PE has an output slot (no in-place core)")
         m = Module()
@@ -179,16 +172,6 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
         valid, first, last = self.valid_out, self.first_out, self.last_out
         # Truncation to acc_width is the two's-complement wrap of the reference model.
         m.d.comb += [total.eq(acc + product), acc_next.eq(Mux(first, product, total))]
-        slot_en = self.en if self.slot_en is None else self.slot_en
-        load_en = None
-        if self._config.slot_latency:
-            # A copy of `load` (below) for the slot's clock enable alone: `load` also selects
-            # the slot's 32 inputs, and its route to the enable's LUT was 3.7 ns of the 12×13
-            # core's longest path (146.8 MHz). The copy has no reset: right after a reset `held`
-            # is low, so the slot shifts whatever the copy holds, and from the first enabled
-            # edge on the copy equals `load`.
-            load_en = register_copy(m, platform, valid & last, "load_en", init=0,
-                                    enable=slot_en)
         with m.If(self.en):
             m.d.sync += [
                 a_out.eq(self.a_in),
@@ -207,13 +190,14 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
                 slot = acc
             else:
                 load, slot = valid & last, acc_next
-                load_en = load
-        with m.If(slot_en & (load_en | ~held | self.drain)):
-            m.d.sync += [
-                chain_out.eq(Mux(load, slot, self.chain_in)),
-                self.chain_valid_out.eq(load | self.chain_valid_in),
-                held.eq(load),
-            ]
+            with m.If(load):
+                m.d.sync += [chain_out.eq(slot), self.chain_valid_out.eq(1), held.eq(1)]
+            with m.Elif(~held | self.drain):
+                m.d.sync += [
+                    chain_out.eq(self.chain_in),
+                    self.chain_valid_out.eq(self.chain_valid_in),
+                    held.eq(0),
+                ]
         return m
 
 
