@@ -197,7 +197,7 @@ class SystolicCore(wiring.Component):
 
     def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
                       stored_last: bool = True, column_valids=None,
-                      control_reset: bool = False):
+                      control_reset: bool = False, valid_ahead=None):
         """Realign the columns' results, drive ``results``; return the enables.
 
         Returns ``enable(name)``, which gives a signal that is high when the array advances.
@@ -251,7 +251,7 @@ class SystolicCore(wiring.Component):
                     m.d.comb += valids.i[j].eq(column_valids[j])
             return self._enable_tree(m, platform, deskew, out, column_valid,
                                      stored_last=stored_last, valids=valids,
-                                     control_reset=control_reset)
+                                     control_reset=control_reset, valid_ahead=valid_ahead)
 
         skid = Signal.like(out, reset_less=no_reset)
         skid_valid = Signal()
@@ -281,7 +281,7 @@ class SystolicCore(wiring.Component):
 
     def _enable_tree(self, m: Module, platform, deskew: Skew, out, column_valid, *,
                      stored_last: bool, valids: Skew | None = None,
-                     control_reset: bool = False):
+                     control_reset: bool = False, valid_ahead=None):
         """The registered-DSP core's flow control: the enable through ``ENABLE_LEVELS``
         registers (a root, a copy per region of the array, a copy per PE or lane), and a
         buffer of as many results behind the de-skew. Returns ``enable(name, near)``.
@@ -302,6 +302,9 @@ class SystolicCore(wiring.Component):
         (weight-stationary); otherwise (output-stationary) it counts the rows handed out
         already, so it stays what the output shows. ``control_reset``: the buffer's control
         and its replicas are units with a reset of their own (:meth:`_with_own_reset`).
+        ``valid_ahead``: what ``column_valid`` (a flag with a reset) is in the next enabled
+        cycle; each replica then reads a register of it of its own region (equal to
+        ``column_valid``).
         """
         cfg = self._config
         results = self.results
@@ -338,11 +341,9 @@ class SystolicCore(wiring.Component):
             ]
             wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
             rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
-            # os: a unit with a reset of its own: from the reset's source, the route to a
-            # replica's pointer crossed the die (6.4 ns of routing, 135.7 MHz). The
-            # weight-stationary core built with it (and its replicas reading their regions'
-            # valid flags) was slower (132.8 MHz, by its capture's lookahead, which it did not
-            # touch, against 145.9): not there.
+            # A unit with a reset of its own: from the reset's source, the route to a
+            # replica's pointer crossed the die (os: 6.4 ns of routing, 135.7 MHz; ws, with a
+            # replica per column: 6.1 ns, 141.7 MHz).
             unit = Module() if control_reset else m
             unit.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
             if control_reset:
@@ -361,15 +362,28 @@ class SystolicCore(wiring.Component):
         # 125.3 MHz, os). They see the same inputs from the same reset, so they stay equal.
         # With `valids`, each reads the valid flag of a column of its own region: the last
         # column's, read by every replica, crossed the die instead (3.6 ns, 123.8 MHz, os).
+        # With `valid_ahead`, each reads a register of the flag of its own, beside it: the one
+        # flag, read by every replica, was 2.3 ns of routing from region 0's (145.9 MHz, ws).
+        # Weight-stationary (`valid_ahead`), a replica per column, each with its own register
+        # of the flag (148.4 MHz, with the control on resets of its own, against 145.9);
+        # output-stationary the same was slower (143.0 MHz against 146.8).
+        def region(j: int) -> int:
+            return j if valid_ahead is not None else j * 4 // cfg.cols
+
         regions = {}
         for j in range(cfg.cols):
-            q = j * 4 // cfg.cols
+            q = region(j)
             if q not in regions:
+                valid_q = column_valid if valids is None else valids.o[j]
+                if valids is None and valid_ahead is not None:
+                    valid_q, _ = self._delayed(
+                        m, platform, enable(f"en_valid_{q}", (cfg.rows - 1, j)),
+                        valid_ahead, 1, f"valid_{q}")
                 regions[q] = control(f"_{q}", enable(f"en_buffer_{q}", (cfg.rows - 1, j)),
                                      Signal.like(count, name=f"count_{q}"),
                                      Signal.like(wptr, name=f"wptr_{q}"),
                                      Signal.like(rptr, name=f"rptr_{q}"),
-                                     column_valid if valids is None else valids.o[j])
+                                     valid_q)
 
         def copies(value, name: str) -> Value:
             """A copy of the register ``value`` will be next, per bit, for one column."""
@@ -386,7 +400,7 @@ class SystolicCore(wiring.Component):
         else:
             m.d.comb += results.payload.last.eq(out.last)
         for j in range(cfg.cols):
-            _, count_q, wptr_q, rptr_q = regions[j * 4 // cfg.cols]
+            _, count_q, wptr_q, rptr_q = regions[region(j)]
             # per byte of the lane: with a copy per column, one copy of the read pointer
             # reached its 32 read multiplexers through 3.3 ns of routing (134.9 MHz, ws)
             for lo in range(0, cfg.acc_width, 8):
@@ -633,17 +647,23 @@ class SystolicCore(wiring.Component):
         # A registered DSP's sums leave product_latency cycles after their flags.
         column_valid, column_last = bottom[C - 1].valid_out, bottom[C - 1].last_out
         flag_stages = []
+        valid_ahead = None
         if cfg.product_latency:
             late_en = Signal(name="en_late_flags")
+            valid_ahead = column_valid
             late, flag_stages = self._delayed(m, platform, late_en,
                                               Cat(column_valid, column_last),
                                               cfg.product_latency, "late_flags")
             column_valid, column_last = late[0], late[1]
+            if len(flag_stages) > 1:
+                valid_ahead = flag_stages[-2][0]
         enable = self._flow_control(
             m, platform,
             [bottom[j].psum_out for j in range(C)],
             column_valid,
             column_last,
+            valid_ahead=valid_ahead if cfg.registered_dsp else None,
+            control_reset=True,
         )
         en = enable("en")
         if flag_stages:
@@ -677,17 +697,23 @@ class SystolicCore(wiring.Component):
             m.d.comb += capture.eq(en & (loaded == R) & taken
                                    & (since_first >= R - 1 if R > 1 else Const(1)))
         m.d.comb += [
-            w.ready.eq(en & ((loaded < R) | capture) & released),
+            # loaded never exceeds R: `!=` is one LUT where `<` was a carry chain
+            w.ready.eq(en & ((loaded != R) | capture) & released),
             w_accept.eq(w.valid & w.ready),
         ]
         if ahead is not None:
             starts = a_accept & first
-            loaded_next = Mux(en, Mux(capture, w_accept, loaded + w_accept), loaded)
             full_next = Mux(en & capture, 1, Mux(en & starts, 0, shadow_full))
-            since_next = Mux(en & starts, 1,
-                             Mux(en & (since_first < R), since_first + 1, since_first))
-            m.d.sync += capture.eq(ahead & (loaded_next == R) & ~full_next
-                                   & (since_next >= R - 1))
+            # `loaded_next == R` and `since_next >= R - 1` of the next values, as compares of
+            # the registers with constants (LUTs, not the adders' and compares' carry chains:
+            # those were the weight-stationary core's longest path, 7.0-7.5 ns, all local);
+            # both counters stay at most R
+            loaded_full = Mux(en, ~capture & Mux(w_accept, loaded == R - 1, loaded == R),
+                              loaded == R)
+            since_late = Mux(en & starts, Const(int(R <= 2)),
+                             Mux(en, _among(since_first, range(R - 2, R + 1)),
+                                 _among(since_first, (R - 1, R))))
+            m.d.sync += capture.eq(ahead & loaded_full & ~full_next & since_late)
         with m.If(en):
             with m.If(capture):
                 m.d.sync += loaded.eq(w_accept)
@@ -866,6 +892,11 @@ def _link(m: Module, pes: list[list], p: int, j: int, side: str) -> None:
     :class:`~accelerator.hw.pe.ColumnLink`."""
     source = pes[p][j - 1].link("east") if side == "west" else pes[p - 1][j].link("south")
     wiring.connect(m, source, pes[p][j].link(side))
+
+
+def _among(value, constants) -> Value:
+    """``value`` equals one of ``constants`` (equality compares: LUTs, never a carry chain)."""
+    return Cat(value == k for k in constants).any()
 
 
 def _any(values) -> Value:

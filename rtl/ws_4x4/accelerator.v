@@ -10339,7 +10339,7 @@ module \accelerator.engine.core (engine_rst, operands__ready, weights__ready, op
   assign \$7  = \$5  & \$6 ;
   assign \$8  = since_first >= 2'h3;
   assign capture = \$7  & \$8 ;
-  assign \$9  = loaded < 3'h4;
+  assign \$9  = loaded != 3'h4;
   assign \$10  = \$9  | capture;
   assign weights__ready = \$11  & released;
   assign w_accept = weights__valid & weights__ready;

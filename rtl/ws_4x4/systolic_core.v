@@ -776,7 +776,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$13  = \$11  & \$12 ;
   assign \$14  = since_first >= 2'h3;
   assign capture = \$13  & \$14 ;
-  assign \$15  = loaded < 3'h4;
+  assign \$15  = loaded != 3'h4;
   assign \$16  = \$15  | capture;
   assign \$17  = \en$34  & \$16 ;
   assign weights__ready = \$17  & released;

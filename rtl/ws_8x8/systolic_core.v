@@ -2284,7 +2284,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$17  = \$15  & \$16 ;
   assign \$18  = since_first >= 3'h7;
   assign capture = \$17  & \$18 ;
-  assign \$19  = loaded < 4'h8;
+  assign \$19  = loaded != 4'h8;
   assign \$20  = \$19  | capture;
   assign \$21  = \en$46  & \$20 ;
   assign weights__ready = \$21  & released;
