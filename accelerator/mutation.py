@@ -1000,8 +1000,9 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
 def _registers(harness: Any, seed: int) -> list:
     """Every register's reset value; then rounds of walking ones, all ones, all zeros, the
     checkerboards and a random word written to every rw register, each followed by a read of
-    every register; then the unmapped offsets read and written (value and answer) and every
-    register read again (compared with the unmutated design's)."""
+    every register; every read-only register written; then the unmapped offsets read and
+    written (value and answer) and every register read again (compared with the unmutated
+    design's)."""
     rng = np.random.default_rng(seed)
     seen: list = [harness.reg_read(r.offset) for r in REGISTERS]
     patterns = [1 << b for b in range(32)] + [0xFFFFFFFF, 0, 0xAAAAAAAA, 0x55555555,
@@ -1015,6 +1016,14 @@ def _registers(harness: Any, seed: int) -> list:
             harness.reg_write(r.offset, value)
         seen += [harness.reg_read(r.offset) for r in REGISTERS]
     seen += _strobes(harness, rng, writable)
+    # writes to every read-only register, the rw ones holding a pattern of their own: a write
+    # decode that ignores an address bit would land one of them in an rw register
+    for i, r in enumerate(writable):
+        harness.reg_write(r.offset, 0x13579BDF ^ (i * 0x01010101))
+    for r in REGISTERS:
+        if r.access == "ro":
+            seen.append(harness.reg_write_resp(r.offset, 0xFFFFFFFF))
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
     for offset in _UNMAPPED:
         seen.append(harness.reg_read_resp(offset))
         seen.append(harness.reg_write_resp(offset, 0xFFFFFFFF))
@@ -1231,7 +1240,7 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
     dimension with one bit set; every stride with one bit set; every matrix ending exactly at
     2^32 (and 4 bytes past it) from an address with the bits up to one bit clear, and with rows
     of one dimension bit each; every matrix ending 2^c bytes past 2^32 for every c (each bit
-    of the range check's end)."""
+    of the range check's end); every matrix's rows·stride with one bit from 2^32 to 2^46."""
     base = _with_rows(config, Command(m=2, k=1, n=1))
     out = [replace(base, **{f: 1 << b}) for f in ("m", "k", "n") for b in range(DIM_WIDTH, 32)]
     dims = {"lda": "k", "ldb": "n", "ldc": "n", "ldcin": "n"}
@@ -1267,6 +1276,12 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
             row = getattr(cmd, strides[matrix])
             cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - 2 * row})
             out += [cmd, replace(cmd, **{strides[matrix]: row + 4})]
+        # rows·stride past 2^32 by one product bit each, 2^32 to 2^46 (the set-up multiplier's
+        # high bits: one dropped would make the matrix fit)
+        for j in range(1, DIM_WIDTH):
+            cmd = _with_rows(config, replace(base, **{"m": 1, rows_name: (1 << j) + 1},
+                                             accumulate=int(matrix == "c_in")))
+            out.append(replace(cmd, **{strides[matrix]: 1 << 31}))
     return out
 
 

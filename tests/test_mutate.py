@@ -238,11 +238,17 @@ def test_command_probes_set_each_bit(dataflow):
                 if c.name == "TOO_LARGE" and getattr(p, f) > MAX_DIM}
         assert bits == set(range(DIM_WIDTH, 32))
     ends = [(p, c) for p, c in zip(probes, codes, strict=True) if c.name == "ADDR_RANGE"]
-    # C's rows of int32 and of int8; and 2^c bytes past 2^32 for c = 3 to 31
-    assert len(ends) == 4 * 29 + 5 * DIM_WIDTH + 4 * 29
+    # C's rows of int32 and of int8; 2^c bytes past 2^32 for c = 3 to 31; rows·stride bits
+    assert len(ends) == 4 * 29 + 5 * DIM_WIDTH + 4 * 29 + 4 * (DIM_WIDTH - 1)
     for p in probes:
         assert all(0 <= getattr(p, f) < 1 << 32 for f in p.__dataclass_fields__)
-    assert len(probes) == 566 + 5 * 2 * DIM_WIDTH + 4 * 29
+    assert len(probes) == 566 + 5 * 2 * DIM_WIDTH + 4 * 29 + 4 * (DIM_WIDTH - 1)
+    # rows·stride of each matrix with each product bit from 2^32 to 2^46 alone (ADDR_RANGE)
+    for rows, ld in (("m", "lda"), ("k", "ldb"), ("m", "ldc"), ("m", "ldcin")):
+        bits = {((getattr(p, rows) - 1) * getattr(p, ld)).bit_length() - 1
+                for p, c in zip(probes, codes, strict=True)
+                if c.name == "ADDR_RANGE" and getattr(p, ld) == 1 << 31}
+        assert set(range(32, 32 + DIM_WIDTH - 1)) <= bits, (ld, sorted(bits))
     # every bit of every matrix's end past 2^32 alone: a range check that drops one passes
     for addr, ld, rows, row in (("a_addr", "lda", "m", "k"), ("b_addr", "ldb", "k", "n"),
                                 ("c_addr", "ldc", "m", "n"), ("cin_addr", "ldcin", "m", "n")):

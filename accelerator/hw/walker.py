@@ -49,8 +49,9 @@ class ChunkWalker(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self._cols
-        rows_left = Signal(17)
-        cols_left = Signal(17)
+        # row0 < m and col0 < n: the walk never passes the last chunk
+        rows_left = Signal(16)
+        cols_left = Signal(16)
         m.d.comb += [
             rows_left.eq(self.m - self.row0),
             cols_left.eq(self.n - self.col0),

@@ -14870,17 +14870,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [2:0] chunk;
@@ -14889,7 +14891,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -14912,71 +14914,73 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] row0 = 16'h0000;
   output [2:0] rows;
   wire [2:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 13'h0000, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [2:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [2:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15122,9 +15126,9 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$100 ;
   wire [32:0] \$101 ;
   wire \$102 ;
-  wire [16:0] \$103 ;
+  wire [9:0] \$103 ;
   wire [16:0] \$104 ;
-  wire [16:0] \$105 ;
+  wire [6:0] \$105 ;
   reg [31:0] \$106 ;
   reg [31:0] \$107 ;
   reg [31:0] \$108 ;
@@ -15139,10 +15143,10 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   reg \$116 ;
   reg \$117 ;
   reg [31:0] \$118 ;
-  reg [15:0] \$119 ;
+  reg [8:0] \$119 ;
   wire \$12 ;
-  reg [15:0] \$120 ;
-  reg [15:0] \$121 ;
+  reg [5:0] \$120 ;
+  reg [5:0] \$121 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -15158,29 +15162,29 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$24 ;
   wire \$25 ;
   wire [7:0] \$26 ;
-  wire [16:0] \$27 ;
+  wire [8:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire [32:0] \$3 ;
   wire \$30 ;
   wire [7:0] \$31 ;
-  wire [16:0] \$32 ;
+  wire [8:0] \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire [7:0] \$36 ;
-  wire [16:0] \$37 ;
+  wire [8:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire [32:0] \$4 ;
   wire \$40 ;
   wire [7:0] \$41 ;
-  wire [16:0] \$42 ;
+  wire [8:0] \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
   wire [10:0] \$46 ;
-  wire [16:0] \$47 ;
+  wire [11:0] \$47 ;
   wire \$48 ;
   wire \$49 ;
   wire [32:0] \$5 ;
@@ -15200,7 +15204,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$62 ;
   wire \$63 ;
   wire [10:0] \$64 ;
-  wire [16:0] \$65 ;
+  wire [11:0] \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
@@ -15305,7 +15309,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire [7:0] \b_wr__data[3] ;
   output [3:0] b_wr__en;
   wire [3:0] b_wr__en;
-  reg [15:0] beat = 16'h0000;
+  reg [5:0] beat = 6'h00;
   wire beat_ok;
   output c_wait;
   reg c_wait;
@@ -15401,8 +15405,8 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire rd_data__ready;
   input rd_data__valid;
   wire rd_data__valid;
-  reg [15:0] row = 16'h0000;
-  reg [15:0] row_base = 16'h0000;
+  reg [8:0] row = 9'h000;
+  reg [5:0] row_base = 6'h00;
   wire [2:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
@@ -16234,13 +16238,13 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     \$119  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$119  = 16'h0000;
+        \$119  = 9'h000;
       end else if (rd_data__payload[69]) begin
-        \$119  = \$103 [15:0];
+        \$119  = \$103 [8:0];
       end
     end
     if (engine_rst) begin
-      \$119  = 16'h0000;
+      \$119  = 9'h000;
     end
   end
   always @* begin
@@ -16249,15 +16253,15 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$120  = 16'h0000;
+        \$120  = 6'h00;
       end else if (rd_data__payload[69]) begin
-        \$120  = 16'h0000;
+        \$120  = 6'h00;
       end else begin
-        \$120  = \$105 [15:0];
+        \$120  = \$105 [5:0];
       end
     end
     if (engine_rst) begin
-      \$120  = 16'h0000;
+      \$120  = 6'h00;
     end
   end
   always @* begin
@@ -16265,13 +16269,13 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     \$121  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$121  = 16'h0000;
+        \$121  = 6'h00;
       end else if (rd_data__payload[69]) begin
-        \$121  = \$104 [15:0];
+        \$121  = \$104 [5:0];
       end
     end
     if (engine_rst) begin
-      \$121  = 16'h0000;
+      \$121  = 6'h00;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -16700,17 +16704,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [2:0] chunk;
@@ -16719,7 +16725,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -16742,71 +16748,73 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] row0 = 16'h0000;
   output [2:0] rows;
   wire [2:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 13'h0000, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [2:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [2:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18950,17 +18958,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [2:0] chunk;
@@ -18969,7 +18979,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -18992,71 +19002,73 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] row0 = 16'h0000;
   output [2:0] rows;
   wire [2:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 13'h0000, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [2:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [2:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -15187,17 +15187,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [8:0] chunk;
@@ -15206,7 +15208,7 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -15229,71 +15231,73 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] row0 = 16'h0000;
   output [8:0] rows;
   wire [8:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 7'h00, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [8:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [8:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15438,9 +15442,9 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   reg \$100 ;
   reg \$101 ;
   reg [31:0] \$102 ;
-  reg [15:0] \$103 ;
-  reg [15:0] \$104 ;
-  reg [15:0] \$105 ;
+  reg [8:0] \$103 ;
+  reg [5:0] \$104 ;
+  reg [7:0] \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -15458,12 +15462,12 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$24 ;
   wire \$25 ;
   wire [9:0] \$26 ;
-  wire [16:0] \$27 ;
-  wire [17:0] \$28 ;
+  wire [10:0] \$27 ;
+  wire [11:0] \$28 ;
   wire \$29 ;
   wire [32:0] \$3 ;
   wire [10:0] \$30 ;
-  wire [16:0] \$31 ;
+  wire [11:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
@@ -15482,7 +15486,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$46 ;
   wire \$47 ;
   wire [10:0] \$48 ;
-  wire [16:0] \$49 ;
+  wire [11:0] \$49 ;
   wire [32:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -15524,9 +15528,9 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$84 ;
   wire [32:0] \$85 ;
   wire \$86 ;
-  wire [16:0] \$87 ;
+  wire [9:0] \$87 ;
   wire [16:0] \$88 ;
-  wire [16:0] \$89 ;
+  wire [6:0] \$89 ;
   wire [32:0] \$9 ;
   reg [31:0] \$90 ;
   reg [31:0] \$91 ;
@@ -15566,7 +15570,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire [7:0] \b_wr__data[3] ;
   output [3:0] b_wr__en;
   wire [3:0] b_wr__en;
-  reg [15:0] beat = 16'h0000;
+  reg [5:0] beat = 6'h00;
   wire beat_ok;
   output c_wait;
   reg c_wait;
@@ -15662,8 +15666,8 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire rd_data__ready;
   input rd_data__valid;
   wire rd_data__valid;
-  reg [15:0] row = 16'h0000;
-  reg [15:0] row_base = 16'h0000;
+  reg [8:0] row = 9'h000;
+  reg [7:0] row_base = 8'h00;
   wire [8:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
@@ -16476,13 +16480,13 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     \$103  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$103  = 16'h0000;
+        \$103  = 9'h000;
       end else if (rd_data__payload[69]) begin
-        \$103  = \$87 [15:0];
+        \$103  = \$87 [8:0];
       end
     end
     if (engine_rst) begin
-      \$103  = 16'h0000;
+      \$103  = 9'h000;
     end
   end
   always @* begin
@@ -16491,15 +16495,15 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$104  = 16'h0000;
+        \$104  = 6'h00;
       end else if (rd_data__payload[69]) begin
-        \$104  = 16'h0000;
+        \$104  = 6'h00;
       end else begin
-        \$104  = \$89 [15:0];
+        \$104  = \$89 [5:0];
       end
     end
     if (engine_rst) begin
-      \$104  = 16'h0000;
+      \$104  = 6'h00;
     end
   end
   always @* begin
@@ -16507,13 +16511,13 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     \$105  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$105  = 16'h0000;
+        \$105  = 8'h00;
       end else if (rd_data__payload[69]) begin
-        \$105  = \$88 [15:0];
+        \$105  = \$88 [7:0];
       end
     end
     if (engine_rst) begin
-      \$105  = 16'h0000;
+      \$105  = 8'h00;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -16912,17 +16916,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [8:0] chunk;
@@ -16931,7 +16937,7 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -16954,71 +16960,73 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] row0 = 16'h0000;
   output [8:0] rows;
   wire [8:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 7'h00, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [8:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [8:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -19162,17 +19170,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [8:0] chunk;
@@ -19181,7 +19191,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -19204,71 +19214,73 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] row0 = 16'h0000;
   output [8:0] rows;
   wire [8:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 7'h00, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [8:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [8:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -20069,17 +20081,19 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire [16:0] \$10 ;
+  reg [15:0] \$11 ;
+  reg [15:0] \$12 ;
+  reg [31:0] \$13 ;
   wire [16:0] \$2 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [15:0] \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  wire [32:0] \$8 ;
+  wire [16:0] \$9 ;
   input advance;
   wire advance;
   input [8:0] chunk;
@@ -20088,7 +20102,7 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   reg [15:0] col0 = 16'h0000;
   output [2:0] cols;
   wire [2:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -20111,71 +20125,73 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   reg [15:0] row0 = 16'h0000;
   output [8:0] rows;
   wire [8:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  wire [15:0] rows_left;
+  assign \$1  = m - row0;
+  assign \$2  = n - col0;
+  assign \$3  = \$1 [15:0] < chunk;
+  assign \$4  = \$3  ? \$1 [15:0] : { 7'h00, chunk };
+  assign \$5  = \$2 [15:0] < 3'h4;
+  assign \$6  = \$5  ? \$2 [15:0] : 16'h0004;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign last_in_panel = \$1 [15:0] <= chunk;
+  assign \$7  = \$2 [15:0] <= 3'h4;
+  assign last = last_in_panel & \$7 ;
+  assign \$8  = index + 1'h1;
+  assign \$9  = col0 + 3'h4;
+  assign \$10  = row0 + chunk;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    row0 <= \$11 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    col0 <= \$12 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    index <= \$13 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$9  = row0;
+    \$11  = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        \$11  = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        \$11  = \$10 [15:0];
       end
     end
     if (engine_rst) begin
-      \$9  = 16'h0000;
+      \$11  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$10  = col0;
+    \$12  = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        \$12  = \$9 [15:0];
       end
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$12  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$8 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [8:0];
-  assign cols = \$4 [2:0];
+  assign rows_left = \$1 [15:0];
+  assign cols_left = \$2 [15:0];
+  assign rows = \$4 [8:0];
+  assign cols = \$6 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -170,9 +170,11 @@ class Loader(wiring.Component):
         cfg, geo = self._config, self._geo
         R, C, B = cfg.rows, cfg.cols, cfg.axi_bytes
         rd, flags, cin = self.rd_data, self.flags, self.cin
-        row = Signal(16)
-        beat = Signal(16)
-        row_base = Signal(16)        # ws: the current row's first word in the A scratchpad
+        # sized by the largest read the loader asks for (a row of a command, a beat of a row)
+        max_rows, max_row_bytes = geo.dma_limits(cfg)
+        row = Signal(range(max_rows))
+        beat = Signal(range(-(-max_row_bytes // B)))
+        row_base = Signal(range(geo.a_half))  # ws: the current row's first word in its half
         is_cin = Signal()
         beat_ok = Signal()
         m.d.comb += [
