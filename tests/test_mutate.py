@@ -375,9 +375,9 @@ def test_mutate_extra_without_match(accel, tmp_path):
     assert "no mutation matches" in err
 
 
-#: The scores docs/verification.md measured on cf0c47e (120 mutants, seed 1: 95.5 %, 90.6 %), less
+#: The scores docs/verification.md measured on 911c5fa (120 mutants, seed 1: 90.4 %, 97.1 %), less
 #: 3 points.
-MIN_SCORE = {"os": 0.92, "ws": 0.87}
+MIN_SCORE = {"os": 0.87, "ws": 0.94}
 
 
 @pytest.mark.slow
