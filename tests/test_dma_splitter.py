@@ -126,6 +126,16 @@ def test_splitter_sized_for_smaller_commands_cuts_the_same(bus, max_burst, max_r
         AcceleratorConfig(axi_data_width=8 * bus), max_burst, max_row_bytes)
 
 
+@pytest.mark.parametrize("bus", [4, 8])
+def test_splitter_cuts_rows_of_more_than_4096_beats(bus):
+    """The full splitter's rows run to 1 MiB: a row counter sized by beats up to one page
+    (4,096 on a 64-bit bus is 32 KiB) would wrap."""
+    cmds = [(AXI4_BOUNDARY - 3, 2, 70_000, 80_001), (0x1234_5678, 1, (1 << 20) - 1, 0)]
+    want = [burst for c in cmds for burst in reference(c, bus, 256)]
+    got, _ = run(cmds, bus, 256, ready_p=1.0, seed=0)
+    assert [burst for _, burst in got] == want
+
+
 @pytest.mark.parametrize("bus", [4, 32])
 def test_splitter_gives_a_burst_per_cycle(bus):
     """With ``ready`` high: a command's first burst three cycles after it is taken, the rest on

@@ -136,11 +136,16 @@ def dma_layouts(config: AcceleratorConfig, max_rows: int = MAX_ROWS,
             "wr_cmd": cmd, "wr_data": data_layout(config)}
 
 
-def burst_limit(config: AcceleratorConfig, max_burst: int, max_row_bytes: int) -> int:
-    """The longest burst a DMA makes: ``max_burst`` beats, or fewer if no row covers more (a row
-    of ``n`` bytes at an address ``o`` past a bus word covers ⌈(o + n) / B⌉ beats)."""
+def _row_beats(config: AcceleratorConfig, max_row_bytes: int) -> int:
+    """The most beats a row covers: ``n`` bytes at an address ``o`` past a bus word cover
+    ⌈(o + n) / B⌉ beats, o < B."""
     b = config.axi_bytes
-    return min(max_burst, (max_row_bytes + 2 * b - 2) // b)
+    return (max_row_bytes + 2 * b - 2) // b
+
+
+def burst_limit(config: AcceleratorConfig, max_burst: int, max_row_bytes: int) -> int:
+    """The longest burst a DMA makes: ``max_burst`` beats, or fewer if no row covers more."""
+    return min(max_burst, _row_beats(config, max_row_bytes))
 
 
 def burst_layout(config: AcceleratorConfig, max_burst: int,
@@ -202,7 +207,7 @@ class BurstSplitter(wiring.Component):
         active = Signal()
         cur = Signal(32)                    # bus-aligned address of the next burst
         max_rows, max_row_bytes = self._limits
-        max_beats = burst_limit(self._config, AXI4_BOUNDARY, max_row_bytes)  # of a row
+        max_beats = _row_beats(self._config, max_row_bytes)
         # Rows that never need more beats than a burst takes are cut at a page only: the AXI
         # limit's cut would be logic that nothing reaches (a DMA sized for the engine's rows).
         fits = max_beats <= max_burst
